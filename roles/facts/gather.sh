@@ -1,0 +1,31 @@
+#!/bin/sh
+# Facts about this host, one `key=value` per line, all in one round trip.
+# Read-only: changes nothing on the host.
+set -u
+
+if [ -r /etc/os-release ]; then
+  # shellcheck disable=SC1091 # the host's own file
+  . /etc/os-release
+fi
+echo "os_id=${ID:-unknown}"
+echo "os_version=${VERSION_ID:-unknown}"
+echo "os_name=${PRETTY_NAME:-unknown}"
+echo "arch=$(uname -m)"
+echo "hostname=$(hostname)"
+echo "machine_id=$(cat /etc/machine-id 2>/dev/null)"
+
+iface=$(ip -o route show default 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "dev") {print $(i + 1); exit}}')
+echo "route_iface=${iface}"
+if [ -n "$iface" ]; then
+  echo "route_addr=$(ip -o -4 addr show dev "$iface" 2>/dev/null | awk '{print $4; exit}' | cut -d/ -f1)"
+  echo "route_mtu=$(cat "/sys/class/net/$iface/mtu" 2>/dev/null)"
+fi
+
+echo "apparmor_enabled=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo N)"
+if command -v dockerd >/dev/null 2>&1; then
+  echo "docker_installed=yes"
+  echo "docker_version=$(docker version --format '{{.Server.Version}}' 2>/dev/null)"
+  echo "swarm=$(docker info --format '{{json .Swarm}}' 2>/dev/null)"
+else
+  echo "docker_installed=no"
+fi

@@ -1,0 +1,112 @@
+//! What runs on a host, as pure values: each function here builds an [`Invocation`] from a
+//! role script and its inputs, without touching the network, so it can be unit-tested.
+//!
+//! Everything goes through stdin (`sh -s`): inputs are exported at the top of the script
+//! text, so no value, secret or not, ever appears in a process list or in sudo's log.
+
+
+
+use std::fmt::Write;
+
+use crate::roles::Script;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The command line sent over SSH.
+    pub command: String,
+    /// Bytes fed to the command's stdin.
+    pub stdin: Vec<u8>,
+    /// What the run log and error messages show: the script and its non-secret inputs.
+    pub display: String,
+}
+
+/// One input of a script, exported as an environment variable.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub name: String,
+    pub value: String,
+    pub secret: bool,
+}
+
+impl Input {
+    pub fn new(name: &str, value: impl Into<String>) -> Input {
+        Input { name: name.to_string(), value: value.into(), secret: false }
+    }
+
+    pub fn secret(name: &str, value: impl Into<String>) -> Input {
+        Input { name: name.to_string(), value: value.into(), secret: true }
+    }
+}
+
+/// Runs `script` with `inputs` in its environment, as root (through `sudo -n` when the SSH
+/// user is not root).
+pub fn script(script: &Script, inputs: &[Input], sudo: bool) -> Invocation {
+    let mut text = String::from("export LC_ALL=C DEBIAN_FRONTEND=noninteractive\n");
+    let mut shown = Vec::new();
+    for input in inputs {
+        debug_assert!(is_env_name(&input.name), "bad input name {}", input.name);
+        let _ = writeln!(text, "export {}={}", input.name, shell_quote(&input.value));
+        if input.secret {
+            shown.push(format!("{}=<secret>", input.name));
+        } else if input.value.contains('\n') || input.value.len() > 64 {
+            shown.push(format!("{}=<{} bytes>", input.name, input.value.len()));
+        } else {
+            shown.push(format!("{}={}", input.name, input.value));
+        }
+    }
+    text.push_str(&script.body);
+    let display = if shown.is_empty() {
+        script.path.to_string()
+    } else {
+        format!("{} ({})", script.path, shown.join(", "))
+    };
+    Invocation {
+        command: if sudo { "sudo -n sh -s".into() } else { "sh -s".into() },
+        stdin: text.into_bytes(),
+        display,
+    }
+}
+
+/// Quotes a value for POSIX sh: single quotes, with embedded single quotes spliced in.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo() -> Script {
+        Script { path: "test/echo.sh".into(), body: "echo \"$A\"\n".into() }
+    }
+
+    #[test]
+    fn quotes_survive_hostile_values() {
+        assert_eq!(shell_quote("plain"), "'plain'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+    }
+
+    #[test]
+    fn inputs_travel_on_stdin_and_secrets_are_not_displayed() {
+        let inv = script(&echo(), &[Input::new("A", "x y"), Input::secret("TOKEN", "SWMTKN-1-abc")], true);
+        assert_eq!(inv.command, "sudo -n sh -s");
+        let stdin = String::from_utf8(inv.stdin).unwrap();
+        assert!(stdin.contains("export A='x y'\n"));
+        assert!(stdin.contains("export TOKEN='SWMTKN-1-abc'\n"));
+        assert!(stdin.ends_with("echo \"$A\"\n"));
+        assert_eq!(inv.display, "test/echo.sh (A=x y, TOKEN=<secret>)");
+        assert!(!inv.command.contains("SWMTKN"));
+    }
+
+    #[test]
+    fn root_runs_without_sudo() {
+        assert_eq!(script(&echo(), &[], false).command, "sh -s");
+    }
+}

@@ -1,0 +1,232 @@
+//! One SSH connection to a host, and running commands over it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use russh::ChannelMsg;
+use russh::client::{self, Handle};
+use russh::keys::PublicKeyOrCertificate;
+
+use super::{auth, known_hosts};
+use crate::commands::Invocation;
+use crate::inventory::{Host, HostKeyPolicy};
+use crate::report::RunLog;
+
+/// The russh event handler of one connection: it checks the server's host key.
+pub struct Client {
+    who: String,
+    address: String,
+    port: u16,
+    known_hosts: PathBuf,
+    policy: HostKeyPolicy,
+    /// Why the host key was refused, for a message better than russh's "unknown key".
+    rejection: Arc<Mutex<Option<String>>>,
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let key = key.public_key();
+        match known_hosts::verify(&self.who, &self.address, self.port, &key, &self.known_hosts, self.policy) {
+            Ok(_) => Ok(true),
+            Err(reason) => {
+                *self.rejection.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+                Ok(false)
+            }
+        }
+    }
+}
+
+pub struct Session {
+    /// The inventory name of the host.
+    pub host: String,
+    handle: Handle<Client>,
+    /// The bastion's connection, kept open as long as the tunnel through it is used.
+    _jump: Option<Handle<Client>>,
+    /// Non-root users run host scripts through `sudo -n`.
+    pub sudo: bool,
+    command_timeout: Duration,
+    log: Arc<RunLog>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: u32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+
+    /// The last lines of stderr (or stdout), for an error message a person can act on.
+    pub fn tail(&self) -> String {
+        let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(6)..].join("\n")
+    }
+}
+
+fn client_config() -> client::Config {
+    client::Config {
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 3,
+        inactivity_timeout: None,
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// Opens and authenticates the connection to `host`, through its bastion if it has one.
+pub async fn connect(host: &Host, log: Arc<RunLog>) -> Result<Session> {
+    let ssh = &host.ssh;
+    let who = format!("{} ({}:{})", host.name, host.address, ssh.port);
+    let rejection = Arc::new(Mutex::new(None));
+    let client = Client {
+        who: who.clone(),
+        address: host.address.clone(),
+        port: ssh.port,
+        known_hosts: ssh.known_hosts.clone(),
+        policy: ssh.host_key_policy,
+        rejection: rejection.clone(),
+    };
+    let config = Arc::new(client_config());
+    let started = Instant::now();
+    let attempt = async {
+        let (mut handle, jump) = match &ssh.bastion {
+            None => {
+                let handle = client::connect(config, (host.address.as_str(), ssh.port), client)
+                    .await
+                    .map_err(|e| connect_error(&who, e, &rejection))?;
+                (handle, None)
+            }
+            Some(b) => {
+                let jwho = format!("bastion {}@{}:{}", b.user, b.host, b.port);
+                let jrejection = Arc::new(Mutex::new(None));
+                let jclient = Client {
+                    who: jwho.clone(),
+                    address: b.host.clone(),
+                    port: b.port,
+                    known_hosts: ssh.known_hosts.clone(),
+                    policy: ssh.host_key_policy,
+                    rejection: jrejection.clone(),
+                };
+                let mut jump = client::connect(config.clone(), (b.host.as_str(), b.port), jclient)
+                    .await
+                    .map_err(|e| connect_error(&jwho, e, &jrejection))?;
+                auth::authenticate(&mut jump, &b.user, ssh.identity_file.as_deref(), &jwho).await?;
+                let tunnel = jump
+                    .channel_open_direct_tcpip(host.address.clone(), u32::from(ssh.port), "127.0.0.1", 0)
+                    .await
+                    .map_err(|e| anyhow!("{jwho} could not open a tunnel to {who}: {e}"))?;
+                let handle = client::connect_stream(config, tunnel.into_stream(), client)
+                    .await
+                    .map_err(|e| connect_error(&who, e, &rejection))?;
+                (handle, Some(jump))
+            }
+        };
+        auth::authenticate(&mut handle, &ssh.user, ssh.identity_file.as_deref(), &who).await?;
+        Ok::<_, anyhow::Error>((handle, jump))
+    };
+    let (handle, jump) = tokio::time::timeout(ssh.connect_timeout, attempt).await.map_err(|_| {
+        anyhow!(
+            "{who}: no SSH session within {} s (connect_timeout). Is the host up and the address right?",
+            ssh.connect_timeout.as_secs()
+        )
+    })??;
+    log.line(&host.name, &format!("connected as {} in {:.2} s", ssh.user, started.elapsed().as_secs_f64()));
+    Ok(Session {
+        host: host.name.clone(),
+        handle,
+        _jump: jump,
+        sudo: ssh.user != "root",
+        command_timeout: ssh.command_timeout,
+        log,
+    })
+}
+
+fn connect_error(who: &str, error: russh::Error, rejection: &Mutex<Option<String>>) -> anyhow::Error {
+    if let Some(reason) = rejection.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return anyhow!(reason);
+    }
+    match error {
+        russh::Error::IO(e) => anyhow!("{who}: cannot connect: {e}"),
+        e => anyhow!("{who}: SSH handshake failed: {e}"),
+    }
+}
+
+impl Session {
+    /// Runs one command, feeding it `stdin`, and waits for its exit status. The run log gets
+    /// the invocation's display form (never its stdin, which may carry secrets).
+    pub async fn run(&self, invocation: &Invocation) -> Result<Output> {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.command_timeout, self.exec(invocation)).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let output = match result {
+            Err(_) => {
+                self.log.line(&self.host, &format!("{} -> timed out after {elapsed:.1} s", invocation.display));
+                return Err(anyhow!(
+                    "{}: `{}` did not finish within {} s (command_timeout)",
+                    self.host,
+                    invocation.display,
+                    self.command_timeout.as_secs()
+                ));
+            }
+            Ok(Err(e)) => {
+                self.log.line(&self.host, &format!("{} -> failed: {e}", invocation.display));
+                return Err(e);
+            }
+            Ok(Ok(output)) => output,
+        };
+        self.log.line(
+            &self.host,
+            &format!("{} -> exit {} ({elapsed:.2} s)", invocation.display, output.status),
+        );
+        if !output.success() && !output.stderr.is_empty() {
+            self.log.block(&self.host, "stderr", &output.stderr);
+        }
+        Ok(output)
+    }
+
+    async fn exec(&self, invocation: &Invocation) -> Result<Output> {
+        let lost = |e: russh::Error| anyhow!("{}: connection lost during `{}`: {e}", self.host, invocation.display);
+        let mut channel = self.handle.channel_open_session().await.map_err(lost)?;
+        channel.exec(true, invocation.command.as_bytes()).await.map_err(lost)?;
+        if !invocation.stdin.is_empty() {
+            channel.data(&invocation.stdin[..]).await.map_err(lost)?;
+        }
+        channel.eof().await.map_err(lost)?;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let mut status = None;
+        // Read until the channel is gone: the exit status may arrive after EOF.
+        while let Some(message) = channel.wait().await {
+            match message {
+                ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    stderr.extend_from_slice(format!("killed by signal {signal_name:?}\n").as_bytes());
+                    status = Some(128);
+                }
+                _ => {}
+            }
+        }
+        let status = status.ok_or_else(|| {
+            anyhow!("{}: connection lost during `{}` (no exit status)", self.host, invocation.display)
+        })?;
+        Ok(Output {
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    pub async fn close(self) {
+        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    }
+}

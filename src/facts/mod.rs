@@ -1,0 +1,186 @@
+//! Facts: what a host is and what state it is in, gathered in one round trip by
+//! `roles/facts/gather.sh` and parsed here. Planning works from these alone.
+
+use anyhow::{Result, anyhow};
+use serde::{Deserialize, Serialize};
+
+use crate::commands;
+use crate::connection::Session;
+use crate::roles;
+
+/// Systems clusterup is tested for; anything else is refused before a change is made.
+pub const SUPPORTED: &[(&str, &str)] = &[("debian", "11"), ("debian", "12"), ("ubuntu", "22.04"), ("ubuntu", "24.04")];
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Facts {
+    pub os_id: String,
+    pub os_version: String,
+    pub os_name: String,
+    pub arch: String,
+    pub hostname: String,
+    pub machine_id: String,
+    pub route_iface: Option<String>,
+    pub route_addr: Option<String>,
+    pub route_mtu: Option<u32>,
+    pub apparmor_enabled: bool,
+    pub docker_installed: bool,
+    pub docker_version: Option<String>,
+    pub swarm: Option<SwarmInfo>,
+}
+
+/// `docker info --format '{{json .Swarm}}'`, the parts planning needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SwarmInfo {
+    #[serde(rename = "NodeID", default)]
+    pub node_id: String,
+    #[serde(default)]
+    pub node_addr: String,
+    #[serde(default)]
+    pub local_node_state: String,
+    #[serde(default)]
+    pub control_available: bool,
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub cluster: Option<ClusterInfo>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ClusterInfo {
+    #[serde(rename = "ID", default)]
+    pub id: String,
+}
+
+impl SwarmInfo {
+    pub fn is_active(&self) -> bool {
+        self.local_node_state == "active"
+    }
+
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|c| c.id.as_str()).filter(|id| !id.is_empty())
+    }
+}
+
+impl Facts {
+    pub fn parse(text: &str) -> Result<Facts> {
+        let mut facts = Facts::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else { continue };
+            let value = value.trim();
+            let some = || (!value.is_empty()).then(|| value.to_string());
+            match key {
+                "os_id" => facts.os_id = value.into(),
+                "os_version" => facts.os_version = value.into(),
+                "os_name" => facts.os_name = value.into(),
+                "arch" => facts.arch = value.into(),
+                "hostname" => facts.hostname = value.into(),
+                "machine_id" => facts.machine_id = value.into(),
+                "route_iface" => facts.route_iface = some(),
+                "route_addr" => facts.route_addr = some(),
+                "route_mtu" => facts.route_mtu = value.parse().ok(),
+                "apparmor_enabled" => facts.apparmor_enabled = value == "Y",
+                "docker_installed" => facts.docker_installed = value == "yes",
+                "docker_version" => facts.docker_version = some(),
+                "swarm" if !value.is_empty() => {
+                    facts.swarm = Some(
+                        serde_json::from_str(value).map_err(|e| anyhow!("cannot read the swarm state: {e}"))?,
+                    )
+                }
+                _ => {}
+            }
+        }
+        if facts.os_id.is_empty() {
+            return Err(anyhow!("the facts script printed nothing usable"));
+        }
+        Ok(facts)
+    }
+
+    /// Refuses systems outside [`SUPPORTED`], naming the ones that are.
+    pub fn check_supported(&self) -> Result<(), String> {
+        if SUPPORTED.iter().any(|(id, v)| *id == self.os_id && *v == self.os_version) {
+            return Ok(());
+        }
+        let list: Vec<String> = SUPPORTED.iter().map(|(id, v)| format!("{id} {v}")).collect();
+        Err(format!(
+            "{} ({} {}) is not supported; supported systems: {}",
+            self.os_name,
+            self.os_id,
+            self.os_version,
+            list.join(", ")
+        ))
+    }
+
+    /// The node's swarm state, `inactive` when Docker is absent or stopped.
+    pub fn swarm_state(&self) -> &str {
+        self.swarm.as_ref().map(|s| s.local_node_state.as_str()).unwrap_or("inactive")
+    }
+}
+
+/// Runs the facts script on a host and parses its output.
+pub async fn gather(session: &Session, ssh_user: &str) -> Result<Facts> {
+    let output = session.run(&commands::script(&roles::facts(), &[], session.sudo)).await?;
+    if !output.success() {
+        if output.stderr.contains("password is required") || output.stderr.contains("a terminal is required") {
+            return Err(anyhow!(
+                "{}: user `{ssh_user}` needs passwordless sudo (a NOPASSWD rule in /etc/sudoers.d), or connect as root",
+                session.host
+            ));
+        }
+        return Err(anyhow!("{}: gathering facts failed (exit {}): {}", session.host, output.status, output.tail()));
+    }
+    Facts::parse(&output.stdout).map_err(|e| anyhow!("{}: {e}", session.host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"os_id=debian
+os_version=12
+os_name=Debian GNU/Linux 12 (bookworm)
+arch=x86_64
+hostname=m1
+machine_id=0123
+route_iface=eth0
+route_addr=10.213.7.11
+route_mtu=1450
+apparmor_enabled=N
+docker_installed=yes
+docker_version=20.10.24+dfsg1
+swarm={"NodeID":"abc","NodeAddr":"10.213.7.11","LocalNodeState":"active","ControlAvailable":true,"Error":"","RemoteManagers":[{"NodeID":"abc","Addr":"10.213.7.11:2377"}],"Nodes":3,"Managers":1,"Cluster":{"ID":"clu1","Version":{"Index":10}}}
+"#;
+
+    #[test]
+    fn parses_every_fact() {
+        let f = Facts::parse(SAMPLE).unwrap();
+        assert_eq!(f.os_id, "debian");
+        assert_eq!(f.route_mtu, Some(1450));
+        assert_eq!(f.route_addr.as_deref(), Some("10.213.7.11"));
+        assert!(f.docker_installed && !f.apparmor_enabled);
+        let swarm = f.swarm.unwrap();
+        assert!(swarm.is_active() && swarm.control_available);
+        assert_eq!(swarm.cluster_id(), Some("clu1"));
+        assert_eq!(swarm.node_id, "abc");
+    }
+
+    #[test]
+    fn a_host_without_docker_is_inactive() {
+        let f = Facts::parse("os_id=ubuntu\nos_version=24.04\ndocker_installed=no\n").unwrap();
+        assert!(f.swarm.is_none());
+        assert_eq!(f.swarm_state(), "inactive");
+        assert!(f.check_supported().is_ok());
+    }
+
+    #[test]
+    fn unsupported_systems_are_refused_with_the_list() {
+        let f = Facts::parse("os_id=centos\nos_version=7\nos_name=CentOS Linux 7\n").unwrap();
+        let err = f.check_supported().unwrap_err();
+        assert!(err.contains("CentOS Linux 7") && err.contains("debian 12, ubuntu 22.04"), "{err}");
+    }
+
+    #[test]
+    fn empty_output_is_an_error() {
+        assert!(Facts::parse("").is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! Inventory: the YAML file a user writes, parsed, validated and resolved into the hosts the
+//! rest of clusterup works on (every default applied, every path made absolute).
+
+mod error;
+mod model;
+mod resolve;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use error::{InventoryError, InventoryErrors};
+pub use model::{DockerSource, HostKeyPolicy, HostKind, NfsSection, Role};
+
+/// An inventory larger than this is certainly not one: refuse it before parsing.
+const MAX_INVENTORY_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Inventory {
+    pub path: PathBuf,
+    pub cluster: String,
+    pub docker: DockerSettings,
+    pub hosts: Vec<Host>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nfs: Option<NfsSection>,
+    /// Things worth telling the user that do not stop the run.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DockerSettings {
+    pub source: DockerSource,
+    pub log_max_size: String,
+    pub log_max_file: u32,
+    pub metrics_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub kind: HostKind,
+    pub roles: Vec<Role>,
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise_address: Option<String>,
+    pub ssh: SshTarget,
+    /// Line of the host's entry in the inventory, for messages.
+    #[serde(skip)]
+    pub line: u64,
+}
+
+impl Host {
+    pub fn is_manager(&self) -> bool {
+        self.roles.contains(&Role::Manager)
+    }
+
+    /// Managers and workers run the Docker engine and belong to the swarm.
+    pub fn is_swarm_node(&self) -> bool {
+        self.is_manager() || self.roles.contains(&Role::Worker)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SshTarget {
+    pub user: String,
+    pub port: u16,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+    pub host_key_policy: HostKeyPolicy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bastion: Option<Bastion>,
+    #[serde(serialize_with = "as_seconds")]
+    pub connect_timeout: Duration,
+    #[serde(serialize_with = "as_seconds")]
+    pub command_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bastion {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+}
+
+fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+impl Inventory {
+    /// Reads, parses, validates and resolves an inventory file. Every problem found is
+    /// reported at once, each with the file, line and column it comes from.
+    pub fn load(path: &Path) -> Result<Inventory, InventoryErrors> {
+        let text = read_text(path)?;
+        Self::from_text(path, &text)
+    }
+
+    /// As [`Inventory::load`], for text already in memory; `path` names it in messages and
+    /// anchors relative paths.
+    pub fn from_text(path: &Path, text: &str) -> Result<Inventory, InventoryErrors> {
+        let file: model::InventoryFile = serde_saphyr::from_str(text)
+            .map_err(|e| InventoryErrors::one(InventoryError::from_yaml(path, &e)))?;
+        let warnings = validate::check(path, &file)?;
+        let mut inventory = resolve::resolve(path, file)?;
+        inventory.warnings.extend(warnings);
+        Ok(inventory)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    pub fn swarm_nodes(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.is_swarm_node())
+    }
+
+    /// The directory relative paths in the inventory are resolved from.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, InventoryErrors> {
+    let fail = |message: String| InventoryErrors::one(InventoryError::file(path, message));
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    if meta.len() > MAX_INVENTORY_BYTES {
+        return Err(fail(format!(
+            "is {} bytes; an inventory may be at most {} bytes",
+            meta.len(),
+            MAX_INVENTORY_BYTES
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "is not UTF-8 text (invalid byte at offset {}); is this the right file?",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests;

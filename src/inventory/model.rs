@@ -1,0 +1,190 @@
+//! The inventory file as the user writes it. These types are the schema: every key a user may
+//! write is a field here, and anything else is rejected with its line and column.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_saphyr::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryFile {
+    pub cluster: ClusterSection,
+    #[serde(default)]
+    pub ssh: SshSection,
+    #[serde(default)]
+    pub docker: DockerSection,
+    pub hosts: Spanned<Vec<Spanned<HostEntry>>>,
+    #[serde(default)]
+    pub storage: Option<StorageSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    pub name: Spanned<String>,
+}
+
+/// SSH settings: the top-level block gives defaults, a host's own block overrides them key by key.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSection {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<Spanned<String>>,
+    pub known_hosts: Option<Spanned<String>>,
+    pub host_key_policy: Option<HostKeyPolicy>,
+    pub bastion: Option<Spanned<String>>,
+    /// Seconds to wait for TCP connect plus SSH handshake and authentication.
+    pub connect_timeout: Option<u64>,
+    /// Seconds one remote command may run (package installs are the long ones).
+    pub command_timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Only keys already in known_hosts are accepted.
+    Strict,
+    /// Trust on first use: unknown hosts are learned, changed keys are refused.
+    AcceptNew,
+    /// No checking at all (labs only).
+    Off,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSection {
+    #[serde(default)]
+    pub source: DockerSource,
+    #[serde(default = "default_log_max_size")]
+    pub log_max_size: String,
+    #[serde(default = "default_log_max_file")]
+    pub log_max_file: u32,
+    /// Address for the engine's Prometheus metrics, e.g. `0.0.0.0:9323`; off when absent.
+    pub metrics_address: Option<String>,
+}
+
+impl Default for DockerSection {
+    fn default() -> Self {
+        DockerSection {
+            source: DockerSource::default(),
+            log_max_size: default_log_max_size(),
+            log_max_file: default_log_max_file(),
+            metrics_address: None,
+        }
+    }
+}
+
+fn default_log_max_size() -> String {
+    "10m".into()
+}
+
+fn default_log_max_file() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DockerSource {
+    /// The distribution's own `docker.io` package.
+    #[default]
+    Distro,
+    /// Docker's apt repository (`docker-ce`).
+    Docker,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEntry {
+    pub name: Spanned<String>,
+    pub address: Spanned<String>,
+    #[serde(default)]
+    pub kind: HostKind,
+    pub roles: Option<Spanned<Vec<Role>>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, ScalarString>,
+    /// The address other nodes reach this one at; defaults to the address of the
+    /// interface that holds the default route, as Docker itself would pick.
+    pub advertise_address: Option<Spanned<String>>,
+    pub ssh: Option<SshSection>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKind {
+    #[default]
+    BareMetal,
+    Nas,
+    Openstack,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Manager,
+    Worker,
+    NfsServer,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Manager => "manager",
+            Role::Worker => "worker",
+            Role::NfsServer => "nfs-server",
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    pub nfs: Option<NfsSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NfsSection {
+    pub server: String,
+    pub path: String,
+    #[serde(default = "default_true")]
+    pub managed: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A label value: YAML lets users write `ssd: true` or `rack: 3`; Docker labels are strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalarString(pub String);
+
+impl<'de> Deserialize<'de> for ScalarString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ScalarString;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_owned()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}

@@ -1,0 +1,173 @@
+//! From the file as written to the hosts clusterup works on: defaults applied, host SSH
+//! settings merged over the top-level ones, paths made absolute.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+
+use super::error::{InventoryError, InventoryErrors};
+use super::model::{HostEntry, HostKeyPolicy, HostKind, InventoryFile, SshSection};
+use super::validate::is_address;
+use super::{Bastion, DockerSettings, Host, Inventory, Role, SshTarget};
+
+const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+const DEFAULT_COMMAND_TIMEOUT: u64 = 900;
+
+pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryErrors> {
+    let path = absolute(path);
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut errors = Vec::new();
+    let mut hosts = Vec::new();
+    for entry in file.hosts.value {
+        let line = entry.referenced.line();
+        let host = entry.value;
+        let ssh = merge(&file.ssh, host.ssh.as_ref());
+        match ssh_target(&path, &dir, &ssh) {
+            Ok(target) => hosts.push(Host {
+                roles: effective_roles(&host),
+                name: host.name.value,
+                address: host.address.value,
+                kind: host.kind,
+                labels: host.labels.into_iter().map(|(k, v)| (k, v.0)).collect(),
+                advertise_address: host.advertise_address.map(|a| a.value),
+                ssh: target,
+                line,
+            }),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(InventoryErrors(errors));
+    }
+    Ok(Inventory {
+        path,
+        cluster: file.cluster.name.value,
+        docker: DockerSettings {
+            source: file.docker.source,
+            log_max_size: file.docker.log_max_size,
+            log_max_file: file.docker.log_max_file,
+            metrics_address: file.docker.metrics_address,
+        },
+        hosts,
+        nfs: file.storage.and_then(|s| s.nfs),
+        warnings: Vec::new(),
+    })
+}
+
+/// Roles default by kind: a NAS serves NFS, any other machine is a worker.
+pub(super) fn effective_roles(host: &HostEntry) -> Vec<Role> {
+    match &host.roles {
+        Some(roles) => {
+            let mut roles = roles.value.clone();
+            roles.sort();
+            roles.dedup();
+            roles
+        }
+        None if host.kind == HostKind::Nas => vec![Role::NfsServer],
+        None => vec![Role::Worker],
+    }
+}
+
+fn merge(defaults: &SshSection, host: Option<&SshSection>) -> SshSection {
+    let Some(host) = host else { return defaults.clone() };
+    SshSection {
+        user: host.user.clone().or_else(|| defaults.user.clone()),
+        port: host.port.or(defaults.port),
+        identity_file: host.identity_file.clone().or_else(|| defaults.identity_file.clone()),
+        known_hosts: host.known_hosts.clone().or_else(|| defaults.known_hosts.clone()),
+        host_key_policy: host.host_key_policy.or(defaults.host_key_policy),
+        bastion: host.bastion.clone().or_else(|| defaults.bastion.clone()),
+        connect_timeout: host.connect_timeout.or(defaults.connect_timeout),
+        command_timeout: host.command_timeout.or(defaults.command_timeout),
+    }
+}
+
+fn ssh_target(file: &Path, dir: &Path, ssh: &SshSection) -> Result<SshTarget, InventoryError> {
+    let user = ssh.user.clone().unwrap_or_else(|| "root".into());
+    let identity_file = match &ssh.identity_file {
+        Some(spanned) => Some(existing_file(file, dir, spanned, "identity_file")?),
+        None => None,
+    };
+    let known_hosts = match &ssh.known_hosts {
+        Some(p) => expand(dir, &p.value),
+        None => expand(dir, "~/.ssh/known_hosts"),
+    };
+    let bastion = match &ssh.bastion {
+        Some(b) => Some(
+            parse_bastion(&b.value, &user).map_err(|m| InventoryError::at(file, &b.referenced, m))?,
+        ),
+        None => None,
+    };
+    Ok(SshTarget {
+        user,
+        port: ssh.port.unwrap_or(22),
+        identity_file,
+        known_hosts,
+        host_key_policy: ssh.host_key_policy.unwrap_or(HostKeyPolicy::AcceptNew),
+        bastion,
+        connect_timeout: Duration::from_secs(ssh.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+        command_timeout: Duration::from_secs(ssh.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT)),
+    })
+}
+
+fn existing_file(
+    file: &Path,
+    dir: &Path,
+    spanned: &Spanned<String>,
+    key: &str,
+) -> Result<PathBuf, InventoryError> {
+    let path = expand(dir, &spanned.value);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(InventoryError::at(
+            file,
+            &spanned.referenced,
+            format!("{key} `{}` does not exist (looked for {})", spanned.value, path.display()),
+        ))
+    }
+}
+
+/// `[user@]host[:port]`; the user defaults to the hosts' own SSH user.
+pub(super) fn parse_bastion(text: &str, default_user: &str) -> Result<Bastion, String> {
+    let (user, rest) = match text.split_once('@') {
+        Some((u, r)) if !u.is_empty() => (u.to_string(), r),
+        Some(_) => return Err(format!("bastion `{text}` has an empty user before `@`")),
+        None => (default_user.to_string(), text),
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => {
+            let port = p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("bastion `{text}` has an invalid port `{p}`"))?;
+            (h.to_string(), port)
+        }
+        _ => (rest.to_string(), 22),
+    };
+    if !is_address(&host) {
+        return Err(format!("bastion `{text}`: `{host}` is neither an IP address nor a DNS name"));
+    }
+    Ok(Bastion { user, host, port })
+}
+
+/// `~/x` from $HOME, relative paths from the inventory's folder.
+pub(crate) fn expand(dir: &Path, text: &str) -> PathBuf {
+    if let Some(rest) = text.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    let path = Path::new(text);
+    if path.is_absolute() { path.to_path_buf() } else { dir.join(path) }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+    }
+}

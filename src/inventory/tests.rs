@@ -1,0 +1,105 @@
+use std::path::Path;
+
+use super::*;
+
+const GOOD: &str = "\
+cluster: {name: homelab}
+ssh:
+  user: admin
+  host_key_policy: accept-new
+hosts:
+  - {name: m1, address: 192.0.2.21, roles: [manager], labels: {zone: a, ssd: true}}
+  - {name: w1, address: 192.0.2.31, roles: [worker]}
+  - {name: nas, address: 192.0.2.10, kind: nas}
+";
+
+fn load(text: &str) -> Result<Inventory, InventoryErrors> {
+    Inventory::from_text(Path::new("/inv/lab.yml"), text)
+}
+
+fn first_error(text: &str) -> InventoryError {
+    load(text).expect_err("inventory should be rejected").0.remove(0)
+}
+
+#[test]
+fn resolves_defaults_and_overrides() {
+    let inv = load(GOOD).unwrap();
+    assert_eq!(inv.cluster, "homelab");
+    assert_eq!(inv.hosts.len(), 3);
+    let m1 = inv.host("m1").unwrap();
+    assert!(m1.is_manager());
+    assert_eq!(m1.ssh.user, "admin");
+    assert_eq!(m1.ssh.port, 22);
+    assert_eq!(m1.labels.get("ssd").map(String::as_str), Some("true"));
+    assert_eq!(m1.line, 6);
+    let nas = inv.host("nas").unwrap();
+    assert_eq!(nas.roles, vec![Role::NfsServer]);
+    assert!(!nas.is_swarm_node());
+    assert_eq!(inv.swarm_nodes().count(), 2);
+    assert!(inv.warnings.is_empty());
+}
+
+#[test]
+fn unknown_key_names_line_and_column() {
+    let e = first_error("cluster: {name: x}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager], colour: red}\n");
+    assert_eq!(e.line, Some(3), "{e}");
+    assert!(e.message.contains("colour"), "{e}");
+    assert!(e.to_string().starts_with("/inv/lab.yml:3:"), "{e}");
+}
+
+#[test]
+fn unknown_role_is_rejected() {
+    let e = first_error("cluster: {name: x}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [boss]}\n");
+    assert_eq!(e.line, Some(3), "{e}");
+    assert!(e.message.contains("boss"), "{e}");
+}
+
+#[test]
+fn duplicate_names_and_addresses_point_at_both_lines() {
+    let text = "cluster: {name: x}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager]}\n  - {name: m1, address: 10.0.0.1}\n";
+    let errors = load(text).unwrap_err().0;
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors.iter().all(|e| e.line == Some(4)));
+    assert!(errors[0].message.contains("used twice (first at line 3)"), "{}", errors[0]);
+    assert!(errors[1].message.contains("already the address of host `m1` (line 3)"), "{}", errors[1]);
+}
+
+#[test]
+fn no_manager_is_an_error() {
+    let e = first_error("cluster: {name: x}\nhosts:\n  - {name: w1, address: 10.0.0.1}\n");
+    assert!(e.message.contains("no host has the `manager` role"), "{e}");
+}
+
+#[test]
+fn even_managers_warn_about_quorum() {
+    let inv = load("cluster: {name: x}\nhosts:\n  - {name: a, address: 10.0.0.1, roles: [manager]}\n  - {name: b, address: 10.0.0.2, roles: [manager]}\n").unwrap();
+    assert_eq!(inv.warnings.len(), 1);
+    assert!(inv.warnings[0].contains("majority"), "{}", inv.warnings[0]);
+}
+
+#[test]
+fn host_ssh_overrides_defaults_and_bastion_parses() {
+    let inv = load("cluster: {name: x}\nssh: {user: admin, port: 2222, bastion: jump@203.0.113.5:2200}\nhosts:\n  - {name: a, address: 10.0.0.1, roles: [manager], ssh: {user: root}}\n").unwrap();
+    let a = inv.host("a").unwrap();
+    assert_eq!(a.ssh.user, "root");
+    assert_eq!(a.ssh.port, 2222);
+    assert_eq!(
+        a.ssh.bastion,
+        Some(Bastion { user: "jump".into(), host: "203.0.113.5".into(), port: 2200 })
+    );
+}
+
+#[test]
+fn missing_identity_file_names_the_path() {
+    let e = first_error("cluster: {name: x}\nssh: {identity_file: ./nope/id}\nhosts:\n  - {name: a, address: 10.0.0.1, roles: [manager]}\n");
+    assert_eq!(e.line, Some(2), "{e}");
+    assert!(e.message.contains("/inv/./nope/id") || e.message.contains("/inv/nope/id"), "{e}");
+}
+
+#[test]
+fn bad_address_and_wrong_type() {
+    let e = first_error("cluster: {name: x}\nhosts:\n  - {name: a, address: 10.0.0.300, roles: [manager]}\n");
+    assert!(e.message.contains("neither an IP address nor a DNS name"), "{e}");
+    let e = first_error("cluster: {name: x}\nssh: {port: twenty}\nhosts:\n  - {name: a, address: 10.0.0.1, roles: [manager]}\n");
+    assert_eq!(e.line, Some(2), "{e}");
+}

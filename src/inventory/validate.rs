@@ -1,0 +1,220 @@
+//! Checks that need the whole file (duplicates, quorum) or more than a type can say
+//! (name syntax, addresses). Types already rejected unknown keys, roles and kinds.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use super::error::{InventoryError, InventoryErrors};
+use super::model::{HostEntry, HostKeyPolicy, InventoryFile, SshSection};
+use super::resolve::{effective_roles, parse_bastion};
+use super::Role;
+
+/// Returns the warnings, or every error found.
+pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, InventoryErrors> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let err = |loc, msg: String| InventoryError::at(path, loc, msg);
+
+    let name = &file.cluster.name;
+    if !is_cluster_name(&name.value) {
+        errors.push(err(
+            &name.referenced,
+            format!(
+                "cluster name `{}` must be 1-63 lowercase letters, digits or dashes, starting with a letter or digit",
+                name.value
+            ),
+        ));
+    }
+
+    let hosts = &file.hosts.value;
+    if hosts.is_empty() {
+        errors.push(err(&file.hosts.referenced, "`hosts` is empty: list at least one host".into()));
+    }
+
+    check_ssh(path, &file.ssh, "ssh", &mut errors, &mut warnings);
+    let mut names: HashMap<&str, u64> = HashMap::new();
+    let mut addresses: HashMap<(String, u16), (&str, u64)> = HashMap::new();
+    let default_port = file.ssh.port.unwrap_or(22);
+    let mut managers = 0;
+
+    for entry in hosts {
+        let host: &HostEntry = &entry.value;
+        let name = &host.name;
+        let line = name.referenced.line();
+        if !is_host_name(&name.value) {
+            errors.push(err(
+                &name.referenced,
+                format!("host name `{}` must be letters, digits, dots or dashes (at most 63)", name.value),
+            ));
+        }
+        if let Some(first) = names.insert(&name.value, line) {
+            errors.push(err(
+                &name.referenced,
+                format!("host name `{}` is used twice (first at line {first})", name.value),
+            ));
+            names.insert(&name.value, first);
+        }
+
+        let address = &host.address;
+        if !is_address(&address.value) {
+            errors.push(err(
+                &address.referenced,
+                format!("address `{}` of host `{}` is neither an IP address nor a DNS name", address.value, name.value),
+            ));
+        }
+        let port = host.ssh.as_ref().and_then(|s| s.port).unwrap_or(default_port);
+        let key = (address.value.to_ascii_lowercase(), port);
+        if let Some((other, other_line)) = addresses.get(&key) {
+            errors.push(err(
+                &address.referenced,
+                format!(
+                    "address `{}` of host `{}` is already the address of host `{other}` (line {other_line})",
+                    address.value, name.value
+                ),
+            ));
+        } else {
+            addresses.insert(key, (&name.value, line));
+        }
+
+        if let Some(adv) = &host.advertise_address
+            && adv.value.parse::<IpAddr>().is_err()
+        {
+            errors.push(err(
+                &adv.referenced,
+                format!("advertise_address `{}` of host `{}` must be an IP address", adv.value, name.value),
+            ));
+        }
+
+        let roles = effective_roles(host);
+        let roles_at = host.roles.as_ref().map(|r| &r.referenced).unwrap_or(&name.referenced);
+        if roles.is_empty() {
+            errors.push(err(roles_at, format!("host `{}` has an empty `roles` list", name.value)));
+        }
+        if roles.contains(&Role::Manager) && roles.contains(&Role::Worker) {
+            errors.push(err(
+                roles_at,
+                format!(
+                    "host `{}` is both manager and worker: a manager runs tasks already, keep only `manager`",
+                    name.value
+                ),
+            ));
+        }
+        if roles.contains(&Role::Manager) {
+            managers += 1;
+        }
+
+        for (key, value) in &host.labels {
+            if !is_label_key(key) {
+                errors.push(err(
+                    &entry.referenced,
+                    format!("label `{key}` of host `{}` must be letters, digits, dots, dashes, underscores or slashes", name.value),
+                ));
+            }
+            if value.0.contains(['\n', '\r', '\0']) {
+                errors.push(err(
+                    &entry.referenced,
+                    format!("label `{key}` of host `{}` has a line break in its value", name.value),
+                ));
+            }
+        }
+
+        if let Some(ssh) = &host.ssh {
+            check_ssh(path, ssh, &format!("ssh of host `{}`", name.value), &mut errors, &mut warnings);
+        }
+    }
+
+    if !hosts.is_empty() && managers == 0 {
+        errors.push(err(
+            &file.hosts.referenced,
+            "no host has the `manager` role: a swarm needs at least one (add `roles: [manager]` to a host)".into(),
+        ));
+    }
+    if managers > 0 && managers % 2 == 0 {
+        warnings.push(format!(
+            "{}: {managers} managers give no more fault tolerance than {}: a swarm keeps working while a majority \
+             ({} of {managers}) is up, so it survives the loss of {} manager(s) either way. Use an odd number.",
+            path.display(),
+            managers - 1,
+            managers / 2 + 1,
+            (managers - 1) / 2
+        ));
+    }
+
+    if errors.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(InventoryErrors(errors))
+    }
+}
+
+fn check_ssh(
+    path: &Path,
+    ssh: &SshSection,
+    what: &str,
+    errors: &mut Vec<InventoryError>,
+    warnings: &mut Vec<String>,
+) {
+    if ssh.port == Some(0) {
+        errors.push(InventoryError::file(path, format!("{what}: port 0 is not a valid SSH port")));
+    }
+    if let Some(user) = &ssh.user
+        && (user.is_empty() || user.contains(|c: char| c.is_whitespace() || c == '@' || c == ':'))
+    {
+        errors.push(InventoryError::file(path, format!("{what}: user `{user}` is not a valid user name")));
+    }
+    if let Some(bastion) = &ssh.bastion
+        && let Err(message) = parse_bastion(&bastion.value, "root")
+    {
+        errors.push(InventoryError::at(path, &bastion.referenced, format!("{what}: {message}")));
+    }
+    if ssh.host_key_policy == Some(HostKeyPolicy::Off) {
+        warnings.push(format!(
+            "{}: {what} sets host_key_policy: off: host keys are not checked, so anyone on the path \
+             can impersonate these hosts. Use it for labs only.",
+            path.display()
+        ));
+    }
+    for (name, value) in [("connect_timeout", ssh.connect_timeout), ("command_timeout", ssh.command_timeout)] {
+        if value == Some(0) {
+            errors.push(InventoryError::file(path, format!("{what}: {name} must be at least 1 second")));
+        }
+    }
+}
+
+fn is_cluster_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+}
+
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+pub(super) fn is_address(s: &str) -> bool {
+    if s.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    // A DNS name: dot-separated labels of letters, digits and inner dashes, not all-numeric
+    // (so a mistyped IPv4 address such as 10.0.0.300 is not taken for a name).
+    let labels: Vec<&str> = s.split('.').collect();
+    s.len() <= 253
+        && !labels.iter().all(|l| l.chars().all(|c| c.is_ascii_digit()))
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+fn is_label_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+}

@@ -1,0 +1,276 @@
+//! Swarm membership planning: which manager creates the swarm (if none exists), which hosts
+//! join and as what, which labels change. Pure: facts and the node list in, steps out.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::facts::Facts;
+use crate::inventory::Host;
+
+/// A swarm node of the inventory that could be reached, with its facts.
+pub struct Member<'a> {
+    pub host: &'a Host,
+    pub facts: &'a Facts,
+}
+
+impl Member<'_> {
+    /// The address other nodes reach this one at.
+    pub fn advertise_address(&self) -> Option<String> {
+        self.host
+            .advertise_address
+            .clone()
+            .or_else(|| self.facts.route_addr.clone())
+            .or_else(|| self.host.address.parse::<std::net::IpAddr>().ok().map(|_| self.host.address.clone()))
+    }
+}
+
+/// A node as the swarm's managers see it (`docker node inspect`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SwarmNode {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(default)]
+    pub spec: NodeSpec,
+    #[serde(default)]
+    pub description: NodeDescription,
+    #[serde(default)]
+    pub status: NodeStatus,
+    pub manager_status: Option<ManagerStatus>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeSpec {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub availability: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeDescription {
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub engine: EngineDescription,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EngineDescription {
+    #[serde(default)]
+    pub engine_version: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeStatus {
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ManagerStatus {
+    #[serde(default)]
+    pub leader: bool,
+    #[serde(default)]
+    pub reachability: String,
+    #[serde(default)]
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Create the swarm on this manager.
+    Init { host: String, advertise: String },
+    /// Join the swarm, as a manager or a worker.
+    Join { host: String, manager: bool, advertise: String },
+    /// Set one label on the host's node.
+    Label { host: String, key: String, value: String },
+}
+
+impl Step {
+    pub fn host(&self) -> &str {
+        match self {
+            Step::Init { host, .. } | Step::Join { host, .. } | Step::Label { host, .. } => host,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Init { advertise, .. } => format!("create the swarm (advertise {advertise})"),
+            Step::Join { manager, advertise, .. } => {
+                format!("join the swarm as {} (advertise {advertise})", if *manager { "manager" } else { "worker" })
+            }
+            Step::Label { key, value, .. } => format!("set node label {key}={value}"),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct SwarmPlan {
+    /// The manager that drives the swarm: hands out join tokens and sets labels.
+    pub leader: Option<String>,
+    pub cluster_id: Option<String>,
+    pub steps: Vec<Step>,
+    /// Hosts that must not be touched, and why.
+    pub refused: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+}
+
+/// Plans membership for `members` (in inventory order) given the swarm's current `nodes`
+/// (empty when there is no swarm yet, or no manager could list it).
+pub fn plan(members: &[Member], nodes: &[SwarmNode]) -> SwarmPlan {
+    let mut out = SwarmPlan::default();
+
+    // The swarm this inventory describes: the one its first reachable active manager is in.
+    out.cluster_id = members
+        .iter()
+        .filter(|m| m.host.is_manager())
+        .filter_map(|m| m.facts.swarm.as_ref().filter(|s| s.is_active() && s.control_available))
+        .find_map(|s| s.cluster_id().map(str::to_string));
+    out.leader = members
+        .iter()
+        .find(|m| {
+            m.facts.swarm.as_ref().is_some_and(|s| {
+                s.is_active() && s.control_available && s.cluster_id() == out.cluster_id.as_deref()
+            })
+        })
+        .map(|m| m.host.name.clone());
+
+    let mut joining = Vec::new();
+    for m in members {
+        let name = &m.host.name;
+        let state = m.facts.swarm_state();
+        match state {
+            "inactive" => joining.push(m),
+            "active" => {
+                let theirs = m.facts.swarm.as_ref().and_then(|s| s.cluster_id());
+                let local_manager = m.facts.swarm.as_ref().is_some_and(|s| s.control_available);
+                if out.cluster_id.is_none() || (theirs.is_some() && theirs != out.cluster_id.as_deref()) {
+                    out.refused.push((name.clone(), other_swarm(name, theirs, out.cluster_id.as_deref())));
+                    continue;
+                }
+                if theirs.is_none() && !local_manager {
+                    // A worker cannot see the cluster id; trust the manager's node list.
+                    let node_id = m.facts.swarm.as_ref().map(|s| s.node_id.as_str()).unwrap_or("");
+                    if !nodes.is_empty() && !nodes.iter().any(|n| n.id == node_id) {
+                        out.refused.push((name.clone(), other_swarm(name, None, out.cluster_id.as_deref())));
+                        continue;
+                    }
+                }
+                if m.host.is_manager() != local_manager {
+                    out.warnings.push(role_mismatch(name, m.host.is_manager()));
+                }
+                let node_id = m.facts.swarm.as_ref().map(|s| s.node_id.as_str()).unwrap_or("");
+                let current = nodes.iter().find(|n| n.id == node_id).map(|n| &n.spec.labels);
+                plan_labels(&mut out.steps, m.host, current);
+            }
+            other => out.refused.push((
+                name.clone(),
+                format!(
+                    "{name}: its swarm state is '{other}'{}; clusterup will not touch it. \
+                     Inspect it with `docker info`, and if it should start over run `docker swarm leave --force` there.",
+                    m.facts.swarm.as_ref().filter(|s| !s.error.is_empty()).map(|s| format!(" ({})", s.error)).unwrap_or_default()
+                ),
+            )),
+        }
+    }
+
+    // No swarm yet: the first reachable manager creates it.
+    if out.cluster_id.is_none() {
+        if let Some(first) = joining.iter().position(|m| m.host.is_manager()) {
+            let m = joining.remove(first);
+            match m.advertise_address() {
+                Some(advertise) => {
+                    out.steps.insert(0, Step::Init { host: m.host.name.clone(), advertise });
+                    out.leader = Some(m.host.name.clone());
+                    plan_labels(&mut out.steps, m.host, None);
+                }
+                None => out.refused.push((m.host.name.clone(), no_address(&m.host.name))),
+            }
+        }
+    }
+
+    if out.leader.is_none() {
+        for m in joining {
+            out.refused.push((
+                m.host.name.clone(),
+                format!("{}: no manager of the swarm could be reached to join it through", m.host.name),
+            ));
+        }
+        return out;
+    }
+
+    // Managers one at a time first (each join changes the quorum), then workers.
+    joining.sort_by_key(|m| !m.host.is_manager());
+    let mut labels = Vec::new();
+    let mut joins = Vec::new();
+    for m in joining {
+        match m.advertise_address() {
+            Some(advertise) => {
+                joins.push(Step::Join { host: m.host.name.clone(), manager: m.host.is_manager(), advertise });
+                plan_labels(&mut labels, m.host, None);
+            }
+            None => out.refused.push((m.host.name.clone(), no_address(&m.host.name))),
+        }
+    }
+    let init_len = out.steps.iter().take_while(|s| matches!(s, Step::Init { .. })).count();
+    out.steps.splice(init_len..init_len, joins);
+    out.steps.extend(labels);
+
+    for node in nodes {
+        let known = members.iter().any(|m| m.facts.swarm.as_ref().is_some_and(|s| s.node_id == node.id));
+        if !known {
+            out.warnings.push(format!(
+                "node {} ({}) is in the swarm but is not a reachable host of the inventory; clusterup leaves it alone",
+                node.description.hostname, node.id
+            ));
+        }
+    }
+    out
+}
+
+fn plan_labels(steps: &mut Vec<Step>, host: &Host, current: Option<&BTreeMap<String, String>>) {
+    for (key, value) in &host.labels {
+        if current.and_then(|c| c.get(key)) != Some(value) {
+            steps.push(Step::Label { host: host.name.clone(), key: key.clone(), value: value.clone() });
+        }
+    }
+}
+
+fn other_swarm(name: &str, theirs: Option<&str>, ours: Option<&str>) -> String {
+    let theirs = theirs.map(|id| format!(" (cluster {id})")).unwrap_or_default();
+    let ours = match ours {
+        Some(id) => format!("the inventory's swarm is cluster {id}"),
+        None => "none of the inventory's managers is in it".to_string(),
+    };
+    format!(
+        "{name} already belongs to another swarm{theirs}; {ours}. clusterup never moves a host between swarms: \
+         if that host should join this cluster, run `docker swarm leave --force` on it first."
+    )
+}
+
+fn role_mismatch(name: &str, want_manager: bool) -> String {
+    if want_manager {
+        format!("{name} is a worker in the swarm but a manager in the inventory; role changes are not made yet: run `docker node promote {name}` on a manager")
+    } else {
+        format!("{name} is a manager in the swarm but a worker in the inventory; role changes are not made yet: run `docker node demote {name}` on a manager, keeping a majority of managers")
+    }
+}
+
+fn no_address(name: &str) -> String {
+    format!("{name}: cannot tell which address to advertise to the swarm (no default route found); set advertise_address for it in the inventory")
+}
+
+#[cfg(test)]
+#[path = "swarm_tests.rs"]
+mod tests;

@@ -1,0 +1,148 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::*;
+use crate::facts::{ClusterInfo, SwarmInfo};
+use crate::inventory::Inventory;
+
+fn inventory() -> Inventory {
+    Inventory::from_text(
+        Path::new("/inv/t.yml"),
+        "cluster: {name: t}\nhosts:\n\
+         - {name: m1, address: 10.0.0.1, roles: [manager], labels: {zone: a}}\n\
+         - {name: w1, address: 10.0.0.2, roles: [worker]}\n\
+         - {name: m2, address: 10.0.0.3, roles: [manager]}\n\
+         - {name: w2, address: 10.0.0.4, roles: [worker], labels: {disk: ssd}}\n",
+    )
+    .unwrap()
+}
+
+fn fresh(addr: &str) -> Facts {
+    Facts { os_id: "debian".into(), route_addr: Some(addr.into()), ..Default::default() }
+}
+
+fn joined(addr: &str, node: &str, cluster: Option<&str>, manager: bool) -> Facts {
+    Facts {
+        swarm: Some(SwarmInfo {
+            node_id: node.into(),
+            node_addr: addr.into(),
+            local_node_state: "active".into(),
+            control_available: manager,
+            error: String::new(),
+            cluster: cluster.map(|id| ClusterInfo { id: id.into() }),
+        }),
+        ..fresh(addr)
+    }
+}
+
+fn node(id: &str, labels: &[(&str, &str)]) -> SwarmNode {
+    let mut n = SwarmNode { id: id.into(), ..Default::default() };
+    n.spec.labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+    n
+}
+
+fn members<'a>(inv: &'a Inventory, facts: &'a [Facts]) -> Vec<Member<'a>> {
+    inv.hosts.iter().zip(facts).map(|(host, facts)| Member { host, facts }).collect()
+}
+
+#[test]
+fn fresh_hosts_init_on_first_manager_then_managers_join_before_workers() {
+    let inv = inventory();
+    let facts = [fresh("10.0.0.1"), fresh("10.0.0.2"), fresh("10.0.0.3"), fresh("10.0.0.4")];
+    let plan = plan(&members(&inv, &facts), &[]);
+    assert_eq!(plan.leader.as_deref(), Some("m1"));
+    let order: Vec<String> = plan.steps.iter().map(|s| format!("{}:{}", s.host(), s.describe())).collect();
+    assert_eq!(
+        order,
+        [
+            "m1:create the swarm (advertise 10.0.0.1)",
+            "m2:join the swarm as manager (advertise 10.0.0.3)",
+            "w1:join the swarm as worker (advertise 10.0.0.2)",
+            "w2:join the swarm as worker (advertise 10.0.0.4)",
+            "m1:set node label zone=a",
+            "w2:set node label disk=ssd",
+        ]
+    );
+    assert!(plan.refused.is_empty());
+}
+
+#[test]
+fn converged_cluster_plans_nothing() {
+    let inv = inventory();
+    let facts = [
+        joined("10.0.0.1", "n1", Some("c1"), true),
+        joined("10.0.0.2", "n2", None, false),
+        joined("10.0.0.3", "n3", Some("c1"), true),
+        joined("10.0.0.4", "n4", None, false),
+    ];
+    let nodes = [node("n1", &[("zone", "a")]), node("n2", &[]), node("n3", &[]), node("n4", &[("disk", "ssd")])];
+    let plan = plan(&members(&inv, &facts), &nodes);
+    assert_eq!(plan.steps, vec![]);
+    assert_eq!(plan.leader.as_deref(), Some("m1"));
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+}
+
+#[test]
+fn only_missing_hosts_join_and_changed_labels_are_set() {
+    let inv = inventory();
+    let facts = [joined("10.0.0.1", "n1", Some("c1"), true), joined("10.0.0.2", "n2", None, false), fresh("10.0.0.3"), fresh("10.0.0.4")];
+    let nodes = [node("n1", &[("zone", "b")]), node("n2", &[])];
+    let plan = plan(&members(&inv, &facts), &nodes);
+    let hosts: Vec<(&str, String)> = plan.steps.iter().map(|s| (s.host(), s.describe())).collect();
+    assert_eq!(hosts[0], ("m1", "set node label zone=a".to_string()));
+    assert!(matches!(&plan.steps[1], Step::Join { host, manager: true, .. } if host == "m2"));
+    assert!(matches!(&plan.steps[2], Step::Join { host, manager: false, .. } if host == "w2"));
+    assert_eq!(plan.steps.len(), 4);
+}
+
+#[test]
+fn a_host_of_another_swarm_is_refused_not_rejoined() {
+    let inv = inventory();
+    let facts = [joined("10.0.0.1", "n1", Some("c1"), true), fresh("10.0.0.2"), joined("10.0.0.3", "x9", Some("other"), true), fresh("10.0.0.4")];
+    let plan = plan(&members(&inv, &facts), &[node("n1", &[("zone", "a")])]);
+    assert_eq!(plan.refused.len(), 1);
+    assert_eq!(plan.refused[0].0, "m2");
+    assert!(plan.refused[0].1.contains("another swarm (cluster other)"), "{}", plan.refused[0].1);
+    assert!(plan.steps.iter().all(|s| s.host() != "m2"));
+}
+
+#[test]
+fn workers_of_an_unknown_swarm_are_refused_when_no_manager_has_one() {
+    let inv = inventory();
+    let facts = [fresh("10.0.0.1"), joined("10.0.0.2", "z", None, false), fresh("10.0.0.3"), fresh("10.0.0.4")];
+    let plan = plan(&members(&inv, &facts), &[]);
+    assert_eq!(plan.refused[0].0, "w1");
+    assert!(matches!(&plan.steps[0], Step::Init { host, .. } if host == "m1"));
+}
+
+#[test]
+fn without_a_reachable_manager_nobody_joins() {
+    let inv = inventory();
+    let facts = [fresh("10.0.0.2"), fresh("10.0.0.4")];
+    let hosts: Vec<Member> = vec![Member { host: &inv.hosts[1], facts: &facts[0] }, Member { host: &inv.hosts[3], facts: &facts[1] }];
+    let plan = plan(&hosts, &[]);
+    assert!(plan.steps.is_empty());
+    assert_eq!(plan.refused.len(), 2);
+    assert!(plan.refused[0].1.contains("no manager"), "{}", plan.refused[0].1);
+}
+
+#[test]
+fn pending_state_is_refused_with_the_fix() {
+    let inv = inventory();
+    let mut odd = joined("10.0.0.2", "n2", None, false);
+    odd.swarm.as_mut().unwrap().local_node_state = "pending".into();
+    let facts = [joined("10.0.0.1", "n1", Some("c1"), true), odd, joined("10.0.0.3", "n3", Some("c1"), true), joined("10.0.0.4", "n4", None, false)];
+    let plan = plan(&members(&inv, &facts), &[node("n1", &[("zone", "a")]), node("n3", &[]), node("n4", &[("disk", "ssd")])]);
+    assert_eq!(plan.refused, vec![("w1".to_string(), plan.refused[0].1.clone())]);
+    assert!(plan.refused[0].1.contains("docker swarm leave --force"));
+}
+
+#[test]
+fn role_mismatch_is_a_warning() {
+    let inv = inventory();
+    let facts = [joined("10.0.0.1", "n1", Some("c1"), true), joined("10.0.0.2", "n2", None, false), joined("10.0.0.3", "n3", None, false), joined("10.0.0.4", "n4", None, false)];
+    let nodes = [node("n1", &[("zone", "a")]), node("n2", &[]), node("n3", &[]), node("n4", &[("disk", "ssd")])];
+    let plan = plan(&members(&inv, &facts), &nodes);
+    assert_eq!(plan.warnings.len(), 1);
+    assert!(plan.warnings[0].contains("docker node promote m2"));
+}

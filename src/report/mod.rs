@@ -1,0 +1,3 @@
+pub mod runlog;
+pub mod timestamp;
+pub use runlog::RunLog;

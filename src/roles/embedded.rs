@@ -1,0 +1,28 @@
+//! The files of `roles/`, compiled in. A test checks this list against the folder.
+
+macro_rules! role_files {
+    ($($path:literal),* $(,)?) => {
+        pub static FILES: &[(&str, &str)] = &[
+            $(($path, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/roles/", $path)))),*
+        ];
+    };
+}
+
+role_files!(
+    "facts/gather.sh",
+    "docker/role.yml",
+    "docker/lib.sh",
+    "docker/check.sh",
+    "docker/apply.sh",
+    "docker/daemon.json.tera",
+    "nfs-client/role.yml",
+    "nfs-client/check.sh",
+    "nfs-client/apply.sh",
+    "swarm/role.yml",
+    "swarm/lib.sh",
+    "swarm/init.sh",
+    "swarm/join-tokens.sh",
+    "swarm/join.sh",
+    "swarm/nodes.sh",
+    "swarm/labels.sh",
+);

@@ -1,0 +1,132 @@
+//! Roles: what runs on the hosts, as files under `roles/` embedded in the binary at build time,
+//! so a user can read exactly what clusterup will run on their machines.
+//!
+//! A package role (`docker`, `nfs-client`) has a `role.yml` manifest naming a read-only
+//! `check.sh` (exit 0: nothing to do; exit 10: apply needed, one reason per line) and an
+//! `apply.sh` (one `changed: ...` line per change). The engine runs apply only after a check
+//! said so. Other roles (`facts`, `swarm`) are steps the engine orders across hosts.
+
+mod embedded;
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::commands::Input;
+
+/// A script ready to send: the role's shared `lib` (if any) followed by the step's own file.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub path: String,
+    pub body: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    #[allow(dead_code)] // documentation for the user; shown by tests, not used by the engine
+    description: String,
+    lib: Option<String>,
+    check: Option<String>,
+    apply: Option<String>,
+    #[serde(default)]
+    inputs: Vec<String>,
+    #[serde(default)]
+    templates: BTreeMap<String, String>,
+    #[serde(default)]
+    steps: BTreeMap<String, String>,
+}
+
+pub struct Role {
+    pub name: &'static str,
+    manifest: Manifest,
+}
+
+/// Exit status of a check script that asks for its apply script.
+pub const CHECK_NEEDS_APPLY: u32 = 10;
+
+pub fn file(path: &str) -> Option<&'static str> {
+    embedded::FILES.iter().find(|(p, _)| *p == path).map(|(_, body)| *body)
+}
+
+/// A role by name. Roles are embedded and tested, so a missing one is a bug, not input.
+pub fn role(name: &'static str) -> Role {
+    let text = file(&format!("{name}/role.yml")).unwrap_or_else(|| panic!("role {name} is not embedded"));
+    let manifest = serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("roles/{name}/role.yml: {e}"));
+    Role { name, manifest }
+}
+
+/// The facts script: one round trip that tells everything planning needs about a host.
+pub fn facts() -> Script {
+    Script { path: "facts/gather.sh".into(), body: file("facts/gather.sh").unwrap_or_default().into() }
+}
+
+impl Role {
+    fn compose(&self, file_name: &str) -> Script {
+        let path = format!("{}/{file_name}", self.name);
+        let own = file(&path).unwrap_or_else(|| panic!("roles/{path} is not embedded"));
+        let mut body = String::new();
+        if let Some(lib) = &self.manifest.lib {
+            body.push_str(file(&format!("{}/{lib}", self.name)).unwrap_or_default());
+            body.push('\n');
+        }
+        body.push_str(own);
+        Script { path, body }
+    }
+
+    pub fn check(&self) -> Script {
+        self.compose(self.manifest.check.as_deref().expect("role has a check script"))
+    }
+
+    pub fn apply(&self) -> Script {
+        self.compose(self.manifest.apply.as_deref().expect("role has an apply script"))
+    }
+
+    /// A named step of a step role (`swarm`'s `join`, ...).
+    pub fn step(&self, step: &str) -> Script {
+        let file_name = self.manifest.steps.get(step).unwrap_or_else(|| panic!("{} has no step {step}", self.name));
+        self.compose(file_name)
+    }
+
+    /// The scripts' environment: `plain` values as given, each template rendered from `vars`
+    /// (strictly: an undefined variable is an error) plus its `_SHA256`. Every input the
+    /// manifest declares must be supplied, and nothing else.
+    pub fn inputs(&self, vars: &serde_json::Value, plain: &[(&str, String)]) -> Result<Vec<Input>> {
+        let mut inputs: Vec<Input> = plain.iter().map(|(k, v)| Input::new(k, v.clone())).collect();
+        for (name, template) in &self.manifest.templates {
+            let path = format!("{}/{template}", self.name);
+            let source = file(&path).ok_or_else(|| anyhow!("roles/{path} is not embedded"))?;
+            let rendered = render(&path, source, vars)?;
+            inputs.push(Input::new(&format!("{name}_SHA256"), sha256_hex(format!("{rendered}\n").as_bytes())));
+            inputs.push(Input::new(name, rendered));
+        }
+        let given: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        for declared in &self.manifest.inputs {
+            if !given.contains(&declared.as_str()) {
+                bail!("role {} declares input {declared}, which clusterup did not supply", self.name);
+            }
+        }
+        if let Some(extra) = given.iter().find(|g| !self.manifest.inputs.iter().any(|d| d == *g)) {
+            bail!("role {} does not declare input {extra}", self.name);
+        }
+        Ok(inputs)
+    }
+}
+
+/// Renders a template strictly: printing an undefined variable is an error.
+pub fn render(name: &str, source: &str, vars: &serde_json::Value) -> Result<String> {
+    let mut tera = tera::Tera::default();
+    tera.add_raw_template(name, source).with_context(|| format!("template {name}"))?;
+    let context = tera::Context::from_serialize(vars).with_context(|| format!("variables of {name}"))?;
+    let text = tera.render(name, &context).map_err(|e| anyhow!("rendering {name}: {e}"))?;
+    Ok(text.trim_end().to_string())
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;
