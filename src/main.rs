@@ -1,3 +1,10 @@
+//! clusterup: from an inventory of hosts to a Docker Swarm cluster, over SSH.
+//!
+//! inventory (what the user wants) -> connection (SSH to each host) -> facts (what each host
+//! is) -> plan (the difference) -> apply (the phases that remove it).
+
+mod apply;
+mod cli;
 mod commands;
 mod connection;
 mod facts;
@@ -5,4 +12,170 @@ mod inventory;
 mod plan;
 mod report;
 mod roles;
-fn main() {}
+mod status;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use inventory::{Inventory, InventoryErrors};
+use report::RunLog;
+
+/// Exit statuses, as the README documents them.
+const EXIT_FAILED: u8 = 1;
+const EXIT_PENDING: u8 = 2;
+const EXIT_INVALID: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Inventory(args) => {
+            let Some(inv) = load(&args.inventory) else { return ExitCode::from(EXIT_INVALID) };
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&inv).unwrap_or_default());
+            } else {
+                print_inventory(&inv);
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Status(args) => {
+            let Some(inv) = load(&args.inventory) else { return ExitCode::from(EXIT_INVALID) };
+            let log = Arc::new(RunLog::open(&log_path(cli.log.as_deref(), &inv), "status"));
+            match status::status(&inv, log).await {
+                Ok(s) if args.json => {
+                    println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(s) => {
+                    status::print_human(&s);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+        Command::Plan(args) => {
+            let options = apply::Options { dry_run: true, yes: true, concurrency: args.concurrency.into() };
+            let exit_code = args.exit_code;
+            let code = converge(&args.target, cli.log.as_deref(), options, "plan", false).await;
+            match code {
+                Some(changes) if exit_code && changes > 0 => ExitCode::from(EXIT_PENDING),
+                Some(_) => ExitCode::SUCCESS,
+                None => ExitCode::from(EXIT_FAILED),
+            }
+            .pipe_invalid(&args.target.inventory)
+        }
+        Command::Init(args) => {
+            let options = apply::Options { dry_run: args.dry_run, yes: args.yes, concurrency: args.concurrency.into() };
+            let code = converge(&args.target, cli.log.as_deref(), options, "init", true).await;
+            match code {
+                Some(_) => ExitCode::SUCCESS,
+                None => ExitCode::from(EXIT_FAILED),
+            }
+            .pipe_invalid(&args.target.inventory)
+        }
+    }
+}
+
+/// Runs plan or init; `Some(changes)` when no host failed.
+async fn converge(
+    target: &cli::InventoryArg,
+    log: Option<&Path>,
+    options: apply::Options,
+    command: &str,
+    apply_changes: bool,
+) -> Option<usize> {
+    let inv = load(&target.inventory)?;
+    let log = Arc::new(RunLog::open(&log_path(log, &inv), &format!("{command} -i {}", inv.path.display())));
+    let run = apply::Run::new(inv, options, log.clone(), command);
+    let report = apply::converge(run, apply_changes).await;
+    if target.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        report.print_human();
+        if let Some(path) = log.path() {
+            eprintln!("log: {}", path.display());
+        }
+    }
+    (report.failed.is_empty() && report.stopped.is_none()).then_some(report.changed)
+}
+
+/// Loads the inventory, printing every problem (and warnings) on stderr.
+fn load(path: &Path) -> Option<Inventory> {
+    match Inventory::load(path) {
+        Ok(inv) => {
+            for w in &inv.warnings {
+                eprintln!("warning: {w}");
+            }
+            Some(inv)
+        }
+        Err(InventoryErrors(errors)) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            None
+        }
+    }
+}
+
+trait PipeInvalid {
+    fn pipe_invalid(self, inventory: &Path) -> ExitCode;
+}
+
+impl PipeInvalid for ExitCode {
+    /// An inventory that does not load is "invalid input", whatever the command.
+    fn pipe_invalid(self, inventory: &Path) -> ExitCode {
+        if self == ExitCode::from(EXIT_FAILED) && Inventory::load(inventory).is_err() {
+            ExitCode::from(EXIT_INVALID)
+        } else {
+            self
+        }
+    }
+}
+
+fn log_path(explicit: Option<&Path>, inv: &Inventory) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("clusterup").join(format!("{}.log", inv.cluster))
+}
+
+fn print_inventory(inv: &Inventory) {
+    println!("cluster: {}  ({})", inv.cluster, inv.path.display());
+    println!("docker:  source {:?}, logs {} x {}", inv.docker.source, inv.docker.log_max_file, inv.docker.log_max_size);
+    for h in &inv.hosts {
+        let roles: Vec<String> = h.roles.iter().map(ToString::to_string).collect();
+        let labels: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let via = h.ssh.bastion.as_ref().map(|b| format!(" via {}@{}:{}", b.user, b.host, b.port)).unwrap_or_default();
+        println!(
+            "  {:<12} {:<16} {:<10} {:<18} {}@:{}{via}  {}",
+            h.name,
+            h.address,
+            format!("{:?}", h.kind).to_lowercase(),
+            roles.join(","),
+            h.ssh.user,
+            h.ssh.port,
+            labels.join(",")
+        );
+    }
+}

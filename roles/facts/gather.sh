@@ -25,7 +25,8 @@ echo "apparmor_enabled=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null
 if command -v dockerd >/dev/null 2>&1; then
   echo "docker_installed=yes"
   echo "docker_version=$(docker version --format '{{.Server.Version}}' 2>/dev/null)"
-  echo "swarm=$(docker info --format '{{json .Swarm}}' 2>/dev/null)"
+  # printf, not echo: dash's echo would turn the certificate's \n escapes into line breaks.
+  printf 'swarm=%s\n' "$(docker info --format '{{json .Swarm}}' 2>/dev/null)"
 else
   echo "docker_installed=no"
 fi

@@ -127,8 +127,10 @@ pub struct SwarmPlan {
 }
 
 /// Plans membership for `members` (in inventory order) given the swarm's current `nodes`
-/// (empty when there is no swarm yet, or no manager could list it).
-pub fn plan(members: &[Member], nodes: &[SwarmNode]) -> SwarmPlan {
+/// (empty when there is no swarm yet, or no manager could list it). `managers_missing` says
+/// that some of the inventory's managers could not be observed this run: hosts already in a
+/// swarm are then left alone rather than judged against an incomplete picture.
+pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> SwarmPlan {
     let mut out = SwarmPlan::default();
 
     // The swarm this inventory describes: the one its first reachable active manager is in.
@@ -155,6 +157,12 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode]) -> SwarmPlan {
             "active" => {
                 let theirs = m.facts.swarm.as_ref().and_then(|s| s.cluster_id());
                 let local_manager = m.facts.swarm.as_ref().is_some_and(|s| s.control_available);
+                if out.cluster_id.is_none() && managers_missing {
+                    out.warnings.push(format!(
+                        "{name} is in a swarm, but none of the inventory's managers could be checked this run; left as it is"
+                    ));
+                    continue;
+                }
                 if out.cluster_id.is_none() || (theirs.is_some() && theirs != out.cluster_id.as_deref()) {
                     out.refused.push((name.clone(), other_swarm(name, theirs, out.cluster_id.as_deref())));
                     continue;

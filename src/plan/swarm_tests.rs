@@ -49,7 +49,7 @@ fn members<'a>(inv: &'a Inventory, facts: &'a [Facts]) -> Vec<Member<'a>> {
 fn fresh_hosts_init_on_first_manager_then_managers_join_before_workers() {
     let inv = inventory();
     let facts = [fresh("10.0.0.1"), fresh("10.0.0.2"), fresh("10.0.0.3"), fresh("10.0.0.4")];
-    let plan = plan(&members(&inv, &facts), &[]);
+    let plan = plan(&members(&inv, &facts), &[], false);
     assert_eq!(plan.leader.as_deref(), Some("m1"));
     let order: Vec<String> = plan.steps.iter().map(|s| format!("{}:{}", s.host(), s.describe())).collect();
     assert_eq!(
@@ -76,7 +76,7 @@ fn converged_cluster_plans_nothing() {
         joined("10.0.0.4", "n4", None, false),
     ];
     let nodes = [node("n1", &[("zone", "a")]), node("n2", &[]), node("n3", &[]), node("n4", &[("disk", "ssd")])];
-    let plan = plan(&members(&inv, &facts), &nodes);
+    let plan = plan(&members(&inv, &facts), &nodes, false);
     assert_eq!(plan.steps, vec![]);
     assert_eq!(plan.leader.as_deref(), Some("m1"));
     assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
@@ -87,11 +87,12 @@ fn only_missing_hosts_join_and_changed_labels_are_set() {
     let inv = inventory();
     let facts = [joined("10.0.0.1", "n1", Some("c1"), true), joined("10.0.0.2", "n2", None, false), fresh("10.0.0.3"), fresh("10.0.0.4")];
     let nodes = [node("n1", &[("zone", "b")]), node("n2", &[])];
-    let plan = plan(&members(&inv, &facts), &nodes);
+    let plan = plan(&members(&inv, &facts), &nodes, false);
     let hosts: Vec<(&str, String)> = plan.steps.iter().map(|s| (s.host(), s.describe())).collect();
-    assert_eq!(hosts[0], ("m1", "set node label zone=a".to_string()));
-    assert!(matches!(&plan.steps[1], Step::Join { host, manager: true, .. } if host == "m2"));
-    assert!(matches!(&plan.steps[2], Step::Join { host, manager: false, .. } if host == "w2"));
+    assert!(matches!(&plan.steps[0], Step::Join { host, manager: true, .. } if host == "m2"));
+    assert!(matches!(&plan.steps[1], Step::Join { host, manager: false, .. } if host == "w2"));
+    assert_eq!(hosts[2], ("m1", "set node label zone=a".to_string()));
+    assert_eq!(hosts[3], ("w2", "set node label disk=ssd".to_string()));
     assert_eq!(plan.steps.len(), 4);
 }
 
@@ -99,7 +100,7 @@ fn only_missing_hosts_join_and_changed_labels_are_set() {
 fn a_host_of_another_swarm_is_refused_not_rejoined() {
     let inv = inventory();
     let facts = [joined("10.0.0.1", "n1", Some("c1"), true), fresh("10.0.0.2"), joined("10.0.0.3", "x9", Some("other"), true), fresh("10.0.0.4")];
-    let plan = plan(&members(&inv, &facts), &[node("n1", &[("zone", "a")])]);
+    let plan = plan(&members(&inv, &facts), &[node("n1", &[("zone", "a")])], false);
     assert_eq!(plan.refused.len(), 1);
     assert_eq!(plan.refused[0].0, "m2");
     assert!(plan.refused[0].1.contains("another swarm (cluster other)"), "{}", plan.refused[0].1);
@@ -110,7 +111,7 @@ fn a_host_of_another_swarm_is_refused_not_rejoined() {
 fn workers_of_an_unknown_swarm_are_refused_when_no_manager_has_one() {
     let inv = inventory();
     let facts = [fresh("10.0.0.1"), joined("10.0.0.2", "z", None, false), fresh("10.0.0.3"), fresh("10.0.0.4")];
-    let plan = plan(&members(&inv, &facts), &[]);
+    let plan = plan(&members(&inv, &facts), &[], false);
     assert_eq!(plan.refused[0].0, "w1");
     assert!(matches!(&plan.steps[0], Step::Init { host, .. } if host == "m1"));
 }
@@ -120,7 +121,7 @@ fn without_a_reachable_manager_nobody_joins() {
     let inv = inventory();
     let facts = [fresh("10.0.0.2"), fresh("10.0.0.4")];
     let hosts: Vec<Member> = vec![Member { host: &inv.hosts[1], facts: &facts[0] }, Member { host: &inv.hosts[3], facts: &facts[1] }];
-    let plan = plan(&hosts, &[]);
+    let plan = plan(&hosts, &[], false);
     assert!(plan.steps.is_empty());
     assert_eq!(plan.refused.len(), 2);
     assert!(plan.refused[0].1.contains("no manager"), "{}", plan.refused[0].1);
@@ -132,9 +133,20 @@ fn pending_state_is_refused_with_the_fix() {
     let mut odd = joined("10.0.0.2", "n2", None, false);
     odd.swarm.as_mut().unwrap().local_node_state = "pending".into();
     let facts = [joined("10.0.0.1", "n1", Some("c1"), true), odd, joined("10.0.0.3", "n3", Some("c1"), true), joined("10.0.0.4", "n4", None, false)];
-    let plan = plan(&members(&inv, &facts), &[node("n1", &[("zone", "a")]), node("n3", &[]), node("n4", &[("disk", "ssd")])]);
+    let plan = plan(&members(&inv, &facts), &[node("n1", &[("zone", "a")]), node("n3", &[]), node("n4", &[("disk", "ssd")])], false);
     assert_eq!(plan.refused, vec![("w1".to_string(), plan.refused[0].1.clone())]);
     assert!(plan.refused[0].1.contains("docker swarm leave --force"));
+}
+
+#[test]
+fn swarm_members_are_left_alone_while_managers_are_unreachable() {
+    let inv = inventory();
+    let facts = [joined("10.0.0.2", "n2", None, false), fresh("10.0.0.4")];
+    let hosts = vec![Member { host: &inv.hosts[1], facts: &facts[0] }, Member { host: &inv.hosts[3], facts: &facts[1] }];
+    let plan = plan(&hosts, &[], true);
+    assert_eq!(plan.refused.len(), 1, "{:?}", plan.refused);
+    assert_eq!(plan.refused[0].0, "w2");
+    assert!(plan.warnings[0].contains("w1 is in a swarm"), "{:?}", plan.warnings);
 }
 
 #[test]
@@ -142,7 +154,7 @@ fn role_mismatch_is_a_warning() {
     let inv = inventory();
     let facts = [joined("10.0.0.1", "n1", Some("c1"), true), joined("10.0.0.2", "n2", None, false), joined("10.0.0.3", "n3", None, false), joined("10.0.0.4", "n4", None, false)];
     let nodes = [node("n1", &[("zone", "a")]), node("n2", &[]), node("n3", &[]), node("n4", &[("disk", "ssd")])];
-    let plan = plan(&members(&inv, &facts), &nodes);
+    let plan = plan(&members(&inv, &facts), &nodes, false);
     assert_eq!(plan.warnings.len(), 1);
     assert!(plan.warnings[0].contains("docker node promote m2"));
 }

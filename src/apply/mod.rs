@@ -1,0 +1,187 @@
+//! Apply: the ordered phases of `init`, which read like the product's story. Each phase
+//! works on the hosts still healthy, records failures per host (the others go on), and
+//! does nothing when no host needs it. `plan` runs the observing half only.
+
+mod phases;
+
+pub use phases::swarm::list_nodes;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+use anyhow::Result;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::connection::Session;
+use crate::facts::Facts;
+use crate::inventory::Inventory;
+use crate::plan::Change;
+use crate::plan::swarm::{SwarmNode, SwarmPlan};
+use crate::report::{Progress, RunLog, RunReport};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dry_run: bool,
+    pub yes: bool,
+    pub concurrency: usize,
+}
+
+/// Everything a run knows, filled in phase by phase.
+pub struct Run {
+    pub inv: Arc<Inventory>,
+    pub options: Options,
+    pub log: Arc<RunLog>,
+    pub progress: Arc<Progress>,
+    pub report: RunReport,
+    pub sessions: BTreeMap<String, Arc<Session>>,
+    pub facts: BTreeMap<String, Facts>,
+    /// Per host, the package roles whose check asked for apply, with the reasons.
+    pub role_needs: BTreeMap<String, Vec<(&'static str, Vec<String>)>>,
+    pub nodes: Vec<SwarmNode>,
+    pub swarm: SwarmPlan,
+}
+
+impl Run {
+    pub fn new(inv: Inventory, options: Options, log: Arc<RunLog>, command: &str) -> Run {
+        let names: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
+        let mut report = RunReport::new(command, options.dry_run, &names);
+        report.warnings = inv.warnings.clone();
+        Run {
+            progress: Arc::new(Progress::new(&names)),
+            inv: Arc::new(inv),
+            options,
+            log,
+            report,
+            sessions: BTreeMap::new(),
+            facts: BTreeMap::new(),
+            role_needs: BTreeMap::new(),
+            nodes: Vec::new(),
+            swarm: SwarmPlan::default(),
+        }
+    }
+
+    /// Hosts that have a connection and have not failed, in inventory order.
+    pub fn healthy(&self) -> Vec<String> {
+        self.inv
+            .hosts
+            .iter()
+            .map(|h| h.name.clone())
+            .filter(|n| self.sessions.contains_key(n) && !self.report.is_failed(n))
+            .collect()
+    }
+
+    pub fn fail(&mut self, host: &str, error: impl Into<String>) {
+        let error = error.into();
+        self.progress.finish(host, &format!("failed: {}", error.lines().next().unwrap_or("")));
+        self.log.line(host, &format!("FAILED: {error}"));
+        self.report.fail(host, error);
+    }
+
+    /// Runs `work` for each host, at most `concurrency` at once, and returns the results in
+    /// the order the hosts were given.
+    pub async fn each<T, F, Fut>(&self, hosts: &[String], work: F) -> Vec<(String, Result<T>)>
+    where
+        T: Send + 'static,
+        F: Fn(String, Arc<Session>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let limit = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let mut set = JoinSet::new();
+        for (index, host) in hosts.iter().enumerate() {
+            let Some(session) = self.sessions.get(host).cloned() else { continue };
+            let fut = work(host.clone(), session);
+            let limit = limit.clone();
+            let host = host.clone();
+            set.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                (index, host, fut.await)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(r) => results.push(r),
+                Err(e) => results.push((usize::MAX, String::new(), Err(anyhow::anyhow!("task failed: {e}")))),
+            }
+        }
+        results.sort_by_key(|(i, _, _)| *i);
+        results.into_iter().map(|(_, h, r)| (h, r)).collect()
+    }
+
+    fn planned(&self) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (host, needs) in &self.role_needs {
+            for (role, reasons) in needs {
+                changes.extend(reasons.iter().map(|r| Change::new(host, role, r.clone())));
+            }
+        }
+        for step in &self.swarm.steps {
+            changes.push(Change::new(step.host(), "swarm", step.describe()));
+        }
+        changes
+    }
+}
+
+/// `plan` (apply = false) or `init`: converge the cluster to the inventory.
+pub async fn converge(mut run: Run, apply: bool) -> RunReport {
+    phases::connect::run(&mut run).await;
+    phases::facts::run(&mut run).await;
+    if let Err(reason) = phases::preflight::run(&mut run) {
+        run.report.stopped = Some(reason);
+        return finish(run).await;
+    }
+    phases::packages::check(&mut run).await;
+    phases::swarm::observe(&mut run).await;
+
+    let planned = run.planned();
+    if !apply || run.options.dry_run {
+        for change in &planned {
+            run.report.record(change);
+        }
+        return finish(run).await;
+    }
+    if !planned.is_empty() && !run.options.yes && std::io::stdin().is_terminal() && !confirm(&run, &planned) {
+        run.report.stopped = Some("not confirmed".into());
+        return finish(run).await;
+    }
+
+    phases::packages::apply(&mut run).await;
+    phases::swarm::apply(&mut run).await;
+    finish(run).await
+}
+
+fn confirm(run: &Run, planned: &[Change]) -> bool {
+    run.progress.clear();
+    eprintln!("clusterup will make {} change(s):", planned.len());
+    for c in planned {
+        eprintln!("  {}: {}: {}", c.target, c.area, c.what);
+    }
+    eprint!("Apply them? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+async fn finish(mut run: Run) -> RunReport {
+    for name in run.healthy() {
+        let n = run.report.host(&name).changes.len();
+        let verb = if run.options.dry_run || run.report.command == "plan" { "would change" } else { "changed" };
+        run.progress.finish(&name, &if n == 0 { "unchanged".to_string() } else { format!("{verb} ({n})") });
+    }
+    run.progress.clear();
+    let sessions = std::mem::take(&mut run.sessions);
+    for (_, session) in sessions {
+        if let Ok(session) = Arc::try_unwrap(session) {
+            session.close().await;
+        }
+    }
+    let mut report = run.report;
+    report.warnings.extend(run.swarm.warnings);
+    report.finish();
+    run.log.line("-", &format!("=== done: changed {}, failed {:?}", report.changed, report.failed));
+    report
+}

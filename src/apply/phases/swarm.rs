@@ -1,0 +1,252 @@
+//! Swarm membership: read the node list from a manager, plan (pure, in `plan::swarm`), then
+//! create the swarm if there is none, join the missing hosts (managers one at a time, then
+//! workers together) and set the labels.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, anyhow};
+
+use crate::apply::Run;
+use crate::commands::{self, Input};
+use crate::connection::Session;
+use crate::plan::swarm::{self, Member, Step, SwarmNode};
+use crate::roles;
+
+pub async fn observe(run: &mut Run) {
+    let swarm_hosts: Vec<String> =
+        run.healthy().into_iter().filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node())).collect();
+    if swarm_hosts.is_empty() {
+        return;
+    }
+    // Any reachable manager of the swarm can list its nodes.
+    let lister = swarm_hosts.iter().find(|h| {
+        run.facts.get(*h).and_then(|f| f.swarm.as_ref()).is_some_and(|s| s.is_active() && s.control_available)
+    });
+    if let Some(lister) = lister.cloned()
+        && let Some(session) = run.sessions.get(&lister).cloned()
+    {
+        run.progress.step(&lister, "reading the swarm's nodes");
+        match list_nodes(&session).await {
+            Ok(nodes) => run.nodes = nodes,
+            Err(e) => run.fail(&lister, format!("{e:#}")),
+        }
+    }
+    let members: Vec<Member> = run
+        .inv
+        .hosts
+        .iter()
+        .filter(|h| h.is_swarm_node() && !run.report.is_failed(&h.name))
+        .filter_map(|h| run.facts.get(&h.name).map(|facts| Member { host: h, facts }))
+        .collect();
+    let managers_missing = run.inv.hosts.iter().any(|h| h.is_manager() && !members.iter().any(|m| m.host.name == h.name));
+    let plan = swarm::plan(&members, &run.nodes, managers_missing);
+    for (host, reason) in plan.refused.clone() {
+        run.fail(&host, reason);
+    }
+    run.swarm = plan;
+}
+
+pub async fn list_nodes(session: &Session) -> Result<Vec<SwarmNode>> {
+    let script = roles::role("swarm").step("nodes");
+    let output = session.run(&commands::script(&script, &[], session.sudo)).await?;
+    if !output.success() {
+        return Err(anyhow!("{}: listing the swarm's nodes failed: {}", session.host, output.tail()));
+    }
+    serde_json::from_str(&output.stdout).map_err(|e| anyhow!("{}: cannot read the node list: {e}", session.host))
+}
+
+pub async fn apply(run: &mut Run) {
+    let steps = std::mem::take(&mut run.swarm.steps);
+    if steps.is_empty() {
+        return;
+    }
+    let swarm = roles::role("swarm");
+    // Node ids of hosts already in the swarm; joins and init add theirs.
+    let mut node_ids: BTreeMap<String, String> = run
+        .facts
+        .iter()
+        .filter_map(|(h, f)| f.swarm.as_ref().filter(|s| s.is_active()).map(|s| (h.clone(), s.node_id.clone())))
+        .collect();
+    let mut leader = run.swarm.leader.clone();
+    let mut manager_addr = leader
+        .as_ref()
+        .and_then(|l| run.facts.get(l))
+        .and_then(|f| f.swarm.as_ref())
+        .map(|s| format!("{}:2377", s.node_addr));
+
+    // 1. Create the swarm.
+    for step in steps.iter().filter(|s| matches!(s, Step::Init { .. })) {
+        let Step::Init { host, advertise } = step else { continue };
+        let Some(session) = usable(run, host) else { continue };
+        run.progress.step(host, "creating the swarm");
+        let inputs = [Input::new("ADVERTISE_ADDR", advertise.clone())];
+        match node_id_from(&session, &commands::script(&swarm.step("init"), &inputs, session.sudo)).await {
+            Ok(id) => {
+                node_ids.insert(host.clone(), id);
+                run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
+                leader = Some(host.clone());
+                manager_addr = Some(format!("{advertise}:2377"));
+            }
+            Err(e) => {
+                run.fail(host, format!("{e:#}"));
+                leader = None;
+            }
+        }
+    }
+
+    // 2. Join the missing hosts, through the leader's tokens.
+    let joins: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::Join { .. })).collect();
+    if !joins.is_empty() {
+        let tokens = match (&leader, &manager_addr) {
+            (Some(l), Some(_)) => match usable(run, l) {
+                Some(session) => join_tokens(&session).await.map_err(|e| format!("{e:#}")),
+                None => Err(format!("the swarm's manager {l} failed earlier in this run")),
+            },
+            _ => Err("no manager of the swarm is available".to_string()),
+        };
+        match tokens {
+            Err(reason) => {
+                for step in &joins {
+                    run.fail(step.host(), format!("{}: cannot join: {reason}", step.host()));
+                }
+            }
+            Ok((worker_token, manager_token)) => {
+                let addr = manager_addr.clone().unwrap_or_default();
+                // Managers one at a time: each join changes the raft quorum.
+                for step in joins.iter().filter(|s| matches!(s, Step::Join { manager: true, .. })) {
+                    join_one(run, step, &manager_token, &addr, &mut node_ids).await;
+                }
+                let workers: Vec<&Step> =
+                    joins.iter().copied().filter(|s| matches!(s, Step::Join { manager: false, .. })).collect();
+                join_workers(run, &workers, &worker_token, &addr, &mut node_ids).await;
+            }
+        }
+    }
+
+    // 3. Labels, all in one round trip on the leader.
+    let labels: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::Label { .. })).collect();
+    if let (false, Some(leader)) = (labels.is_empty(), leader) {
+        set_labels(run, &leader, &labels, &node_ids).await;
+    }
+}
+
+fn usable(run: &Run, host: &str) -> Option<std::sync::Arc<Session>> {
+    if run.report.is_failed(host) { None } else { run.sessions.get(host).cloned() }
+}
+
+async fn node_id_from(session: &Session, invocation: &commands::Invocation) -> Result<String> {
+    let output = session.run(invocation).await?;
+    if !output.success() {
+        return Err(anyhow!("{}: `{}` failed (exit {}): {}", session.host, invocation.display, output.status, output.tail()));
+    }
+    output
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("node_id="))
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("{}: `{}` printed no node id", session.host, invocation.display))
+}
+
+async fn join_tokens(session: &Session) -> Result<(String, String)> {
+    let script = roles::role("swarm").step("join-tokens");
+    let output = session.run(&commands::script(&script, &[], session.sudo)).await?;
+    let token = |kind: &str| {
+        output.stdout.lines().find_map(|l| l.strip_prefix(&format!("{kind}="))).filter(|t| !t.is_empty()).map(str::to_string)
+    };
+    match (output.success(), token("worker"), token("manager")) {
+        (true, Some(w), Some(m)) => Ok((w, m)),
+        _ => Err(anyhow!("{}: could not read the join tokens: {}", session.host, output.tail())),
+    }
+}
+
+fn join_inputs(token: &str, addr: &str, advertise: &str) -> Vec<Input> {
+    vec![
+        Input::secret("JOIN_TOKEN", token),
+        Input::new("MANAGER_ADDR", addr),
+        Input::new("ADVERTISE_ADDR", advertise),
+    ]
+}
+
+async fn join_one(run: &mut Run, step: &Step, token: &str, addr: &str, node_ids: &mut BTreeMap<String, String>) {
+    let Step::Join { host, advertise, .. } = step else { return };
+    let Some(session) = usable(run, host) else { return };
+    run.progress.step(host, "joining the swarm as manager");
+    let invocation = commands::script(&roles::role("swarm").step("join"), &join_inputs(token, addr, advertise), session.sudo);
+    match node_id_from(&session, &invocation).await {
+        Ok(id) => {
+            node_ids.insert(host.clone(), id);
+            run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
+        }
+        Err(e) => run.fail(host, format!("{e:#}")),
+    }
+}
+
+async fn join_workers(
+    run: &mut Run,
+    steps: &[&Step],
+    token: &str,
+    addr: &str,
+    node_ids: &mut BTreeMap<String, String>,
+) {
+    let hosts: Vec<String> = steps.iter().map(|s| s.host().to_string()).filter(|h| usable(run, h).is_some()).collect();
+    let advertise: BTreeMap<String, String> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Join { host, advertise, .. } => Some((host.clone(), advertise.clone())),
+            _ => None,
+        })
+        .collect();
+    for h in &hosts {
+        run.progress.step(h, "joining the swarm as worker");
+    }
+    let script = roles::role("swarm").step("join");
+    let results = run
+        .each(&hosts, |name, session| {
+            let invocation =
+                commands::script(&script, &join_inputs(token, addr, &advertise[&name]), session.sudo);
+            async move { node_id_from(&session, &invocation).await }
+        })
+        .await;
+    for (name, result) in results {
+        match result {
+            Ok(id) => {
+                node_ids.insert(name.clone(), id);
+                let step = steps.iter().find(|s| s.host() == name).map(|s| s.describe()).unwrap_or_default();
+                run.report.host(&name).changes.push(format!("swarm: {step}"));
+            }
+            Err(e) => run.fail(&name, format!("{e:#}")),
+        }
+    }
+}
+
+async fn set_labels(run: &mut Run, leader: &str, steps: &[&Step], node_ids: &BTreeMap<String, String>) {
+    let Some(session) = usable(run, leader) else { return };
+    let mut lines = Vec::new();
+    for step in steps {
+        let Step::Label { host, key, value } = step else { continue };
+        if let (false, Some(id)) = (run.report.is_failed(host), node_ids.get(host)) {
+            lines.push((host.clone(), id.clone(), format!("{key}={value}")));
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    run.progress.step(leader, "setting node labels");
+    let updates: Vec<String> = lines.iter().map(|(_, id, label)| format!("{id} {label}")).collect();
+    let inputs = [Input::new("LABEL_UPDATES", updates.join("\n"))];
+    let invocation = commands::script(&roles::role("swarm").step("labels"), &inputs, session.sudo);
+    match session.run(&invocation).await {
+        Ok(output) => {
+            // Each applied label is reported back as "changed: label k=v on NODE_ID".
+            for (host, id, label) in &lines {
+                if output.stdout.lines().any(|l| l == format!("changed: label {label} on {id}")) {
+                    run.report.host(host).changes.push(format!("swarm: set node label {label}"));
+                }
+            }
+            if !output.success() {
+                run.fail(leader, format!("{leader}: setting node labels failed: {}", output.tail()));
+            }
+        }
+        Err(e) => run.fail(leader, format!("{e:#}")),
+    }
+}

@@ -1,0 +1,63 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "clusterup", version, about = "Turn a handful of machines into a Docker Swarm cluster, over SSH")]
+pub struct Cli {
+    /// Append the run log here (default: ~/.local/state/clusterup/CLUSTER.log)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Converge the cluster to the inventory: Docker on every node, the swarm, its labels
+    Init(InitArgs),
+    /// Show what `init` would change, touching nothing
+    Plan(PlanArgs),
+    /// Show the swarm's nodes as a manager sees them
+    Status(InventoryArg),
+    /// Print the resolved inventory: every host with its defaults applied
+    Inventory(InventoryArg),
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArg {
+    /// The inventory file
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Machine-readable output on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub target: InventoryArg,
+    /// Do not ask for confirmation on a terminal
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Report what would change, as `plan` does, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How many hosts are worked on at once
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub target: InventoryArg,
+    /// Exit with status 2 when changes are pending
+    #[arg(long)]
+    pub exit_code: bool,
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+}

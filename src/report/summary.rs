@@ -1,0 +1,103 @@
+//! The outcome of a run, per host: what changed (or would), what failed and why.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::plan::Change;
+
+#[derive(Debug, Default, Serialize)]
+pub struct HostReport {
+    /// Changes made (init) or planned (plan, --dry-run).
+    pub changes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl HostReport {
+    pub fn status(&self) -> &'static str {
+        match (&self.error, self.changes.is_empty()) {
+            (Some(_), _) => "failed",
+            (None, true) => "unchanged",
+            (None, false) => "changed",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub command: String,
+    pub dry_run: bool,
+    /// Number of changes made, or planned when `dry_run`.
+    pub changed: usize,
+    /// Names of the hosts that failed.
+    pub failed: Vec<String>,
+    pub hosts: BTreeMap<String, HostReport>,
+    pub warnings: Vec<String>,
+    /// Set when the run stopped before changing anything (preflight refused it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+impl RunReport {
+    pub fn new(command: &str, dry_run: bool, hosts: &[String]) -> RunReport {
+        RunReport {
+            command: command.to_string(),
+            dry_run,
+            changed: 0,
+            failed: Vec::new(),
+            hosts: hosts.iter().map(|h| (h.clone(), HostReport::default())).collect(),
+            warnings: Vec::new(),
+            stopped: None,
+        }
+    }
+
+    pub fn host(&mut self, name: &str) -> &mut HostReport {
+        self.hosts.entry(name.to_string()).or_default()
+    }
+
+    pub fn fail(&mut self, host: &str, error: impl Into<String>) {
+        let report = self.host(host);
+        if report.error.is_none() {
+            report.error = Some(error.into());
+        }
+    }
+
+    pub fn record(&mut self, change: &Change) {
+        self.host(&change.target).changes.push(format!("{}: {}", change.area, change.what));
+    }
+
+    pub fn is_failed(&self, host: &str) -> bool {
+        self.hosts.get(host).is_some_and(|h| h.error.is_some())
+    }
+
+    /// Fills the derived totals; call once the run is over.
+    pub fn finish(&mut self) {
+        self.changed = self.hosts.values().map(|h| h.changes.len()).sum();
+        self.failed = self.hosts.iter().filter(|(_, h)| h.error.is_some()).map(|(n, _)| n.clone()).collect();
+    }
+
+    pub fn print_human(&self) {
+        let verb = if self.dry_run { "would change" } else { "changed" };
+        for (name, host) in &self.hosts {
+            match (&host.error, host.changes.len()) {
+                (Some(e), _) => println!("{name}: FAILED: {e}"),
+                (None, 0) => println!("{name}: unchanged"),
+                (None, n) => {
+                    println!("{name}: {verb} ({n})");
+                    for c in &host.changes {
+                        println!("  - {c}");
+                    }
+                }
+            }
+        }
+        for w in &self.warnings {
+            println!("warning: {w}");
+        }
+        if let Some(reason) = &self.stopped {
+            println!("stopped before changing anything: {reason}");
+        }
+        let total = if self.dry_run { "planned" } else { "changed" };
+        println!("{total}: {}, failed: {}", self.changed, self.failed.len());
+    }
+}
