@@ -1,0 +1,172 @@
+//! End-to-end tests on the container lab: real sshd, real Docker engines, a real swarm.
+//! They need the lab (`vm-tests/run containers` starts it), so plain `cargo test` skips them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lab_dir() -> PathBuf {
+    std::env::var_os("CLUSTERUP_LAB_DIR").map(PathBuf::from).unwrap_or_else(|| "/var/tmp/clusterup-lab".into())
+}
+
+fn lab(args: &[&str]) -> String {
+    let out = Command::new(repo().join("vm-tests/lab")).args(args).output().expect("run vm-tests/lab");
+    assert!(out.status.success(), "vm-tests/lab {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command on a lab machine through docker, independently of clusterup.
+fn on(machine: &str, script: &str) -> String {
+    lab(&["exec", machine, "sh", "-c", script])
+}
+
+fn clusterup(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_clusterup"))
+        .args(args)
+        .arg("--log")
+        .arg(lab_dir().join("clusterup-test.log"))
+        .output()
+        .expect("run clusterup");
+    eprintln!("$ clusterup {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn write_inventory(name: &str, hosts: &[(&str, &str, &str)]) -> PathBuf {
+    let mut text = String::from(
+        "cluster: {name: lab}\nssh:\n  user: admin\n  identity_file: id_ed25519\n  known_hosts: known_hosts\n  host_key_policy: accept-new\nhosts:\n",
+    );
+    for (host, role, labels) in hosts {
+        let addr = lab(&["addr", host]);
+        text.push_str(&format!("  - {{name: {host}, address: {}, roles: [{role}], labels: {{{labels}}}}}\n", addr.trim()));
+    }
+    let path = lab_dir().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Hostname -> (status, manager status, labels) from `docker node ls` / `inspect` on m1.
+fn nodes() -> Vec<(String, String, String, String)> {
+    let text = on(
+        "m1",
+        "docker node ls -q | xargs docker node inspect --format \
+         '{{.Description.Hostname}} {{.Status.State}} {{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{else}}-{{end}} {{json .Spec.Labels}}'",
+    );
+    let mut rows: Vec<_> = text
+        .lines()
+        .map(|l| {
+            let parts: Vec<&str> = l.splitn(4, ' ').collect();
+            (parts[0].to_string(), parts[1].to_string(), parts[2].to_string(), parts[3].to_string())
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn changed_hosts(report: &Value) -> Vec<String> {
+    report["hosts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, h)| !h["changes"].as_array().unwrap().is_empty())
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+fn inv(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+#[ignore = "needs the container lab: vm-tests/run containers"]
+fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
+    lab(&["up", "m1", "w1", "w2"]);
+    let three = write_inventory(
+        "three.yml",
+        &[("m1", "manager", "zone: a"), ("w1", "worker", "zone: b"), ("w2", "worker", "zone: b, disk: ssd")],
+    );
+
+    // 1. Fresh machines: Docker installed, swarm formed, labels applied.
+    let out = clusterup(&["init", "-i", inv(&three), "--json"]);
+    assert!(out.status.success(), "first init failed");
+    let report = json(&out);
+    assert_eq!(report["failed"], Value::Array(vec![]));
+    assert!(report["changed"].as_u64().unwrap() >= 9, "{report}");
+    let rows = nodes();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().all(|(_, state, _, _)| state == "ready"), "{rows:?}");
+    assert_eq!(rows[0].0, "m1");
+    assert_eq!(rows[0].2, "reachable");
+    assert!(rows[0].3.contains(r#""zone":"a""#), "{rows:?}");
+    assert!(rows[2].3.contains(r#""disk":"ssd""#) && rows[2].3.contains(r#""zone":"b""#), "{rows:?}");
+    // The SSH user got socket access, and daemon.json is what the role renders.
+    assert!(on("w1", "id -nG admin").split_whitespace().any(|g| g == "docker"));
+    let daemon: Value = serde_json::from_str(&on("w1", "cat /etc/docker/daemon.json")).unwrap();
+    assert_eq!(daemon["log-opts"]["max-size"], "10m");
+
+    // 2. Nothing to do: zero changes, and plan agrees.
+    let mtime_before = on("m1", "stat -c %Y /etc/docker/daemon.json");
+    let out = clusterup(&["init", "-i", inv(&three), "--json"]);
+    assert!(out.status.success());
+    assert_eq!(json(&out)["changed"], 0, "second init changed something");
+    assert_eq!(on("m1", "stat -c %Y /etc/docker/daemon.json"), mtime_before, "daemon.json was rewritten");
+    let out = clusterup(&["plan", "-i", inv(&three), "--exit-code"]);
+    assert_eq!(out.status.code(), Some(0), "plan --exit-code saw pending changes");
+
+    // 3. Two managers and a worker more: exactly those three join.
+    lab(&["up", "m2", "m3", "w3"]);
+    let six = write_inventory(
+        "six.yml",
+        &[
+            ("m1", "manager", "zone: a"),
+            ("m2", "manager", "zone: b"),
+            ("m3", "manager", "zone: c"),
+            ("w1", "worker", "zone: b"),
+            ("w2", "worker", "zone: b, disk: ssd"),
+            ("w3", "worker", ""),
+        ],
+    );
+    let out = clusterup(&["plan", "-i", inv(&six), "--exit-code", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "plan should report pending changes");
+    assert_eq!(changed_hosts(&json(&out)), ["m2", "m3", "w3"]);
+    let out = clusterup(&["init", "-i", inv(&six), "--json"]);
+    assert!(out.status.success(), "growing init failed");
+    let report = json(&out);
+    assert_eq!(changed_hosts(&report), ["m2", "m3", "w3"], "{report}");
+    let rows = nodes();
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert!(rows.iter().all(|(_, state, _, _)| state == "ready"), "{rows:?}");
+    let managers: Vec<_> = rows.iter().filter(|r| r.2 != "-").collect();
+    assert_eq!(managers.len(), 3, "{rows:?}");
+    assert!(managers.iter().all(|r| r.2 == "reachable"), "{rows:?}");
+    let out = clusterup(&["init", "-i", inv(&six), "--json"]);
+    assert_eq!(json(&out)["changed"], 0);
+
+    // 4. A machine re-created in place (new host key) is refused, naming both fingerprints;
+    //    the other hosts are checked as usual.
+    lab(&["rekey", "w1"]);
+    let new_fp = on("w1", "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
+    let new_fp = new_fp.split_whitespace().nth(1).unwrap().to_string();
+    let out = clusterup(&["init", "-i", inv(&six), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(report["failed"], serde_json::json!(["w1"]));
+    let error = report["hosts"]["w1"]["error"].as_str().unwrap();
+    assert!(error.contains("CHANGED") && error.contains(&new_fp), "{error}");
+    assert!(error.contains("ssh-keygen -R"), "{error}");
+    assert_eq!(report["changed"], 0);
+
+    // 5. The run log holds every command and no join token.
+    let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
+    assert!(log.contains("swarm/join.sh (JOIN_TOKEN=<secret>"), "join not logged");
+    assert!(!log.contains("SWMTKN"), "a join token leaked into the log");
+}
