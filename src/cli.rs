@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "clusterup", version, about = "Turn a handful of machines into a Docker Swarm cluster, over SSH")]
+#[command(
+    name = "clusterup",
+    version,
+    about = "Turn a handful of machines into a Docker Swarm cluster, over SSH"
+)]
 pub struct Cli {
     /// Append the run log here (default: ~/.local/state/clusterup/CLUSTER.log)
     #[arg(long, global = true, value_name = "FILE")]

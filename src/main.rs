@@ -44,7 +44,9 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Inventory(args) => {
-            let Some(inv) = load(&args.inventory) else { return ExitCode::from(EXIT_INVALID) };
+            let Some(inv) = load(&args.inventory) else {
+                return ExitCode::from(EXIT_INVALID);
+            };
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&inv).unwrap_or_default());
             } else {
@@ -53,7 +55,9 @@ async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Status(args) => {
-            let Some(inv) = load(&args.inventory) else { return ExitCode::from(EXIT_INVALID) };
+            let Some(inv) = load(&args.inventory) else {
+                return ExitCode::from(EXIT_INVALID);
+            };
             let log = Arc::new(RunLog::open(&log_path(cli.log.as_deref(), &inv), "status"));
             match status::status(&inv, log).await {
                 Ok(s) if args.json => {
@@ -71,7 +75,11 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Plan(args) => {
-            let options = apply::Options { dry_run: true, yes: true, concurrency: args.concurrency.into() };
+            let options = apply::Options {
+                dry_run: true,
+                yes: true,
+                concurrency: args.concurrency.into(),
+            };
             let exit_code = args.exit_code;
             let code = converge(&args.target, cli.log.as_deref(), options, "plan", false).await;
             match code {
@@ -82,7 +90,11 @@ async fn run(cli: Cli) -> ExitCode {
             .pipe_invalid(&args.target.inventory)
         }
         Command::Init(args) => {
-            let options = apply::Options { dry_run: args.dry_run, yes: args.yes, concurrency: args.concurrency.into() };
+            let options = apply::Options {
+                dry_run: args.dry_run,
+                yes: args.yes,
+                concurrency: args.concurrency.into(),
+            };
             let code = converge(&args.target, cli.log.as_deref(), options, "init", true).await;
             match code {
                 Some(_) => ExitCode::SUCCESS,
@@ -102,7 +114,10 @@ async fn converge(
     apply_changes: bool,
 ) -> Option<usize> {
     let inv = load(&target.inventory)?;
-    let log = Arc::new(RunLog::open(&log_path(log, &inv), &format!("{command} -i {}", inv.path.display())));
+    let log = Arc::new(RunLog::open(
+        &log_path(log, &inv),
+        &format!("{command} -i {}", inv.path.display()),
+    ));
     let run = apply::Run::new(inv, options, log.clone(), command);
     let report = apply::converge(run, apply_changes).await;
     if target.json {
@@ -162,11 +177,19 @@ fn log_path(explicit: Option<&Path>, inv: &Inventory) -> PathBuf {
 
 fn print_inventory(inv: &Inventory) {
     println!("cluster: {}  ({})", inv.cluster, inv.path.display());
-    println!("docker:  source {:?}, logs {} x {}", inv.docker.source, inv.docker.log_max_file, inv.docker.log_max_size);
+    println!(
+        "docker:  source {:?}, logs {} x {}",
+        inv.docker.source, inv.docker.log_max_file, inv.docker.log_max_size
+    );
     for h in &inv.hosts {
         let roles: Vec<String> = h.roles.iter().map(ToString::to_string).collect();
         let labels: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let via = h.ssh.bastion.as_ref().map(|b| format!(" via {}@{}:{}", b.user, b.host, b.port)).unwrap_or_default();
+        let via = h
+            .ssh
+            .bastion
+            .as_ref()
+            .map(|b| format!(" via {}@{}:{}", b.user, b.host, b.port))
+            .unwrap_or_default();
         println!(
             "  {:<12} {:<16} {:<10} {:<18} {}@:{}{via}  {}",
             h.name,

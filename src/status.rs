@@ -54,7 +54,13 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
                         availability: n.spec.availability,
                         manager_status: n
                             .manager_status
-                            .map(|m| if m.leader { "Leader".to_string() } else { capitalise(&m.reachability) })
+                            .map(|m| {
+                                if m.leader {
+                                    "Leader".to_string()
+                                } else {
+                                    capitalise(&m.reachability)
+                                }
+                            })
                             .unwrap_or_default(),
                         engine_version: n.description.engine.engine_version,
                         address: n.status.addr,
@@ -62,21 +68,32 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
                     })
                     .collect();
                 rows.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-                return Ok(Status { via: host.name.clone(), nodes: rows });
+                return Ok(Status {
+                    via: host.name.clone(),
+                    nodes: rows,
+                });
             }
             Err(e) => errors.push(format!("{e:#}")),
         }
     }
-    Err(anyhow!("no manager of the inventory could list the swarm:\n  {}", errors.join("\n  ")))
+    Err(anyhow!(
+        "no manager of the inventory could list the swarm:\n  {}",
+        errors.join("\n  ")
+    ))
 }
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 pub fn print_human(status: &Status) {
-    println!("{:<16} {:<8} {:<7} {:<12} {:<12} {:<16} {:<15} LABELS", "NODE", "ROLE", "STATE", "AVAILABILITY", "MANAGER", "ENGINE", "ADDRESS");
+    println!(
+        "{:<16} {:<8} {:<7} {:<12} {:<12} {:<16} {:<15} LABELS",
+        "NODE", "ROLE", "STATE", "AVAILABILITY", "MANAGER", "ENGINE", "ADDRESS"
+    );
     for n in &status.nodes {
         let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!(

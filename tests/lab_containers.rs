@@ -11,12 +11,21 @@ fn repo() -> PathBuf {
 }
 
 fn lab_dir() -> PathBuf {
-    std::env::var_os("CLUSTERUP_LAB_DIR").map(PathBuf::from).unwrap_or_else(|| "/var/tmp/clusterup-lab".into())
+    std::env::var_os("CLUSTERUP_LAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/tmp/clusterup-lab".into())
 }
 
 fn lab(args: &[&str]) -> String {
-    let out = Command::new(repo().join("vm-tests/lab")).args(args).output().expect("run vm-tests/lab");
-    assert!(out.status.success(), "vm-tests/lab {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(repo().join("vm-tests/lab"))
+        .args(args)
+        .output()
+        .expect("run vm-tests/lab");
+    assert!(
+        out.status.success(),
+        "vm-tests/lab {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -32,7 +41,11 @@ fn clusterup(args: &[&str]) -> Output {
         .arg(lab_dir().join("clusterup-test.log"))
         .output()
         .expect("run clusterup");
-    eprintln!("$ clusterup {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "$ clusterup {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -47,7 +60,10 @@ fn write_inventory(name: &str, hosts: &[(&str, &str, &str)]) -> PathBuf {
     );
     for (host, role, labels) in hosts {
         let addr = lab(&["addr", host]);
-        text.push_str(&format!("  - {{name: {host}, address: {}, roles: [{role}], labels: {{{labels}}}}}\n", addr.trim()));
+        text.push_str(&format!(
+            "  - {{name: {host}, address: {}, roles: [{role}], labels: {{{labels}}}}}\n",
+            addr.trim()
+        ));
     }
     let path = lab_dir().join(name);
     std::fs::write(&path, text).unwrap();
@@ -65,7 +81,12 @@ fn nodes() -> Vec<(String, String, String, String)> {
         .lines()
         .map(|l| {
             let parts: Vec<&str> = l.splitn(4, ' ').collect();
-            (parts[0].to_string(), parts[1].to_string(), parts[2].to_string(), parts[3].to_string())
+            (
+                parts[0].to_string(),
+                parts[1].to_string(),
+                parts[2].to_string(),
+                parts[3].to_string(),
+            )
         })
         .collect();
     rows.sort();
@@ -92,7 +113,11 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     lab(&["up", "m1", "w1", "w2"]);
     let three = write_inventory(
         "three.yml",
-        &[("m1", "manager", "zone: a"), ("w1", "worker", "zone: b"), ("w2", "worker", "zone: b, disk: ssd")],
+        &[
+            ("m1", "manager", "zone: a"),
+            ("w1", "worker", "zone: b"),
+            ("w2", "worker", "zone: b, disk: ssd"),
+        ],
     );
 
     // 1. Fresh machines: Docker installed, swarm formed, labels applied.
@@ -107,7 +132,10 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     assert_eq!(rows[0].0, "m1");
     assert_eq!(rows[0].2, "reachable");
     assert!(rows[0].3.contains(r#""zone":"a""#), "{rows:?}");
-    assert!(rows[2].3.contains(r#""disk":"ssd""#) && rows[2].3.contains(r#""zone":"b""#), "{rows:?}");
+    assert!(
+        rows[2].3.contains(r#""disk":"ssd""#) && rows[2].3.contains(r#""zone":"b""#),
+        "{rows:?}"
+    );
     // The SSH user got socket access, and daemon.json is what the role renders.
     assert!(on("w1", "id -nG admin").split_whitespace().any(|g| g == "docker"));
     let daemon: Value = serde_json::from_str(&on("w1", "cat /etc/docker/daemon.json")).unwrap();
@@ -118,7 +146,11 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     let out = clusterup(&["init", "-i", inv(&three), "--json"]);
     assert!(out.status.success());
     assert_eq!(json(&out)["changed"], 0, "second init changed something");
-    assert_eq!(on("m1", "stat -c %Y /etc/docker/daemon.json"), mtime_before, "daemon.json was rewritten");
+    assert_eq!(
+        on("m1", "stat -c %Y /etc/docker/daemon.json"),
+        mtime_before,
+        "daemon.json was rewritten"
+    );
     let out = clusterup(&["plan", "-i", inv(&three), "--exit-code"]);
     assert_eq!(out.status.code(), Some(0), "plan --exit-code saw pending changes");
 
@@ -167,6 +199,9 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
 
     // 5. The run log holds every command and no join token.
     let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
-    assert!(log.contains("swarm/join.sh (JOIN_TOKEN=<secret>"), "join not logged");
+    assert!(
+        log.contains("swarm/join.sh (JOIN_TOKEN=<secret>"),
+        "join not logged"
+    );
     assert!(!log.contains("SWMTKN"), "a join token leaked into the log");
 }

@@ -50,7 +50,9 @@ pub async fn authenticate(
 }
 
 fn default_key_files() -> Vec<PathBuf> {
-    let Some(home) = std::env::var_os("HOME") else { return Vec::new() };
+    let Some(home) = std::env::var_os("HOME") else {
+        return Vec::new();
+    };
     let dir = PathBuf::from(home).join(".ssh");
     ["id_ed25519", "id_ecdsa", "id_rsa"]
         .iter()
@@ -87,7 +89,9 @@ async fn try_agent(handle: &mut Handle<Client>, user: &str) -> Result<bool> {
     let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
     for identity in identities {
         let key = identity.public_key().into_owned();
-        if let Ok(result) = handle.authenticate_publickey_with(user, key, hash, &mut agent).await
+        if let Ok(result) = handle
+            .authenticate_publickey_with(user, key, hash, &mut agent)
+            .await
             && result.success()
         {
             return Ok(true);

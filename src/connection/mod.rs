@@ -5,4 +5,4 @@ mod auth;
 pub mod known_hosts;
 mod session;
 
-pub use session::{Output, Session, connect};
+pub use session::{Session, connect};

@@ -9,7 +9,12 @@ use crate::connection::Session;
 use crate::roles;
 
 /// Systems clusterup is tested for; anything else is refused before a change is made.
-pub const SUPPORTED: &[(&str, &str)] = &[("debian", "11"), ("debian", "12"), ("ubuntu", "22.04"), ("ubuntu", "24.04")];
+pub const SUPPORTED: &[(&str, &str)] = &[
+    ("debian", "11"),
+    ("debian", "12"),
+    ("ubuntu", "22.04"),
+    ("ubuntu", "24.04"),
+];
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Facts {
@@ -58,7 +63,10 @@ impl SwarmInfo {
     }
 
     pub fn cluster_id(&self) -> Option<&str> {
-        self.cluster.as_ref().map(|c| c.id.as_str()).filter(|id| !id.is_empty())
+        self.cluster
+            .as_ref()
+            .map(|c| c.id.as_str())
+            .filter(|id| !id.is_empty())
     }
 }
 
@@ -66,7 +74,9 @@ impl Facts {
     pub fn parse(text: &str) -> Result<Facts> {
         let mut facts = Facts::default();
         for line in text.lines() {
-            let Some((key, value)) = line.split_once('=') else { continue };
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
             let value = value.trim();
             let some = || (!value.is_empty()).then(|| value.to_string());
             match key {
@@ -84,7 +94,8 @@ impl Facts {
                 "docker_version" => facts.docker_version = some(),
                 "swarm" if !value.is_empty() => {
                     facts.swarm = Some(
-                        serde_json::from_str(value).map_err(|e| anyhow!("cannot read the swarm state: {e}"))?,
+                        serde_json::from_str(value)
+                            .map_err(|e| anyhow!("cannot read the swarm state: {e}"))?,
                     )
                 }
                 _ => {}
@@ -98,7 +109,10 @@ impl Facts {
 
     /// Refuses systems outside [`SUPPORTED`], naming the ones that are.
     pub fn check_supported(&self) -> Result<(), String> {
-        if SUPPORTED.iter().any(|(id, v)| *id == self.os_id && *v == self.os_version) {
+        if SUPPORTED
+            .iter()
+            .any(|(id, v)| *id == self.os_id && *v == self.os_version)
+        {
             return Ok(());
         }
         let list: Vec<String> = SUPPORTED.iter().map(|(id, v)| format!("{id} {v}")).collect();
@@ -113,21 +127,32 @@ impl Facts {
 
     /// The node's swarm state, `inactive` when Docker is absent or stopped.
     pub fn swarm_state(&self) -> &str {
-        self.swarm.as_ref().map(|s| s.local_node_state.as_str()).unwrap_or("inactive")
+        self.swarm
+            .as_ref()
+            .map(|s| s.local_node_state.as_str())
+            .unwrap_or("inactive")
     }
 }
 
 /// Runs the facts script on a host and parses its output.
 pub async fn gather(session: &Session, ssh_user: &str) -> Result<Facts> {
-    let output = session.run(&commands::script(&roles::facts(), &[], session.sudo)).await?;
+    let output = session
+        .run(&commands::script(&roles::facts(), &[], session.sudo))
+        .await?;
     if !output.success() {
-        if output.stderr.contains("password is required") || output.stderr.contains("a terminal is required") {
+        if output.stderr.contains("password is required") || output.stderr.contains("a terminal is required")
+        {
             return Err(anyhow!(
                 "{}: user `{ssh_user}` needs passwordless sudo (a NOPASSWD rule in /etc/sudoers.d), or connect as root",
                 session.host
             ));
         }
-        return Err(anyhow!("{}: gathering facts failed (exit {}): {}", session.host, output.status, output.tail()));
+        return Err(anyhow!(
+            "{}: gathering facts failed (exit {}): {}",
+            session.host,
+            output.status,
+            output.tail()
+        ));
     }
     Facts::parse(&output.stdout).map_err(|e| anyhow!("{}: {e}", session.host))
 }
@@ -176,7 +201,10 @@ swarm={"NodeID":"abc","NodeAddr":"10.213.7.11","LocalNodeState":"active","Contro
     fn unsupported_systems_are_refused_with_the_list() {
         let f = Facts::parse("os_id=centos\nos_version=7\nos_name=CentOS Linux 7\n").unwrap();
         let err = f.check_supported().unwrap_err();
-        assert!(err.contains("CentOS Linux 7") && err.contains("debian 12, ubuntu 22.04"), "{err}");
+        assert!(
+            err.contains("CentOS Linux 7") && err.contains("debian 12, ubuntu 22.04"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -49,9 +49,6 @@ pub struct Host {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advertise_address: Option<String>,
     pub ssh: SshTarget,
-    /// Line of the host's entry in the inventory, for messages.
-    #[serde(skip)]
-    pub line: u64,
 }
 
 impl Host {
@@ -112,15 +109,6 @@ impl Inventory {
 
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
-    }
-
-    pub fn swarm_nodes(&self) -> impl Iterator<Item = &Host> {
-        self.hosts.iter().filter(|h| h.is_swarm_node())
-    }
-
-    /// The directory relative paths in the inventory are resolved from.
-    pub fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
     }
 }
 

@@ -20,7 +20,6 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
     let mut errors = Vec::new();
     let mut hosts = Vec::new();
     for entry in file.hosts.value {
-        let line = entry.referenced.line();
         let host = entry.value;
         let ssh = merge(&file.ssh, host.ssh.as_ref());
         match ssh_target(&path, &dir, &ssh) {
@@ -32,7 +31,6 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
                 labels: host.labels.into_iter().map(|(k, v)| (k, v.0)).collect(),
                 advertise_address: host.advertise_address.map(|a| a.value),
                 ssh: target,
-                line,
             }),
             Err(e) => errors.push(e),
         }
@@ -74,7 +72,10 @@ fn merge(defaults: &SshSection, host: Option<&SshSection>) -> SshSection {
     SshSection {
         user: host.user.clone().or_else(|| defaults.user.clone()),
         port: host.port.or(defaults.port),
-        identity_file: host.identity_file.clone().or_else(|| defaults.identity_file.clone()),
+        identity_file: host
+            .identity_file
+            .clone()
+            .or_else(|| defaults.identity_file.clone()),
         known_hosts: host.known_hosts.clone().or_else(|| defaults.known_hosts.clone()),
         host_key_policy: host.host_key_policy.or(defaults.host_key_policy),
         bastion: host.bastion.clone().or_else(|| defaults.bastion.clone()),
@@ -94,9 +95,9 @@ fn ssh_target(file: &Path, dir: &Path, ssh: &SshSection) -> Result<SshTarget, In
         None => expand(dir, "~/.ssh/known_hosts"),
     };
     let bastion = match &ssh.bastion {
-        Some(b) => Some(
-            parse_bastion(&b.value, &user).map_err(|m| InventoryError::at(file, &b.referenced, m))?,
-        ),
+        Some(b) => {
+            Some(parse_bastion(&b.value, &user).map_err(|m| InventoryError::at(file, &b.referenced, m))?)
+        }
         None => None,
     };
     Ok(SshTarget {
@@ -124,7 +125,11 @@ fn existing_file(
         Err(InventoryError::at(
             file,
             &spanned.referenced,
-            format!("{key} `{}` does not exist (looked for {})", spanned.value, path.display()),
+            format!(
+                "{key} `{}` does not exist (looked for {})",
+                spanned.value,
+                path.display()
+            ),
         ))
     }
 }
@@ -148,7 +153,9 @@ pub(super) fn parse_bastion(text: &str, default_user: &str) -> Result<Bastion, S
         _ => (rest.to_string(), 22),
     };
     if !is_address(&host) {
-        return Err(format!("bastion `{text}`: `{host}` is neither an IP address nor a DNS name"));
+        return Err(format!(
+            "bastion `{text}`: `{host}` is neither an IP address nor a DNS name"
+        ));
     }
     Ok(Bastion { user, host, port })
 }
@@ -161,13 +168,19 @@ pub(crate) fn expand(dir: &Path, text: &str) -> PathBuf {
         return PathBuf::from(home).join(rest);
     }
     let path = Path::new(text);
-    if path.is_absolute() { path.to_path_buf() } else { dir.join(path) }
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    }
 }
 
 fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
     }
 }

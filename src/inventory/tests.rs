@@ -31,17 +31,18 @@ fn resolves_defaults_and_overrides() {
     assert_eq!(m1.ssh.user, "admin");
     assert_eq!(m1.ssh.port, 22);
     assert_eq!(m1.labels.get("ssd").map(String::as_str), Some("true"));
-    assert_eq!(m1.line, 6);
     let nas = inv.host("nas").unwrap();
     assert_eq!(nas.roles, vec![Role::NfsServer]);
     assert!(!nas.is_swarm_node());
-    assert_eq!(inv.swarm_nodes().count(), 2);
+    assert_eq!(inv.hosts.iter().filter(|h| h.is_swarm_node()).count(), 2);
     assert!(inv.warnings.is_empty());
 }
 
 #[test]
 fn unknown_key_names_line_and_column() {
-    let e = first_error("cluster: {name: x}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager], colour: red}\n");
+    let e = first_error(
+        "cluster: {name: x}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager], colour: red}\n",
+    );
     assert_eq!(e.line, Some(3), "{e}");
     assert!(e.message.contains("colour"), "{e}");
     assert!(e.to_string().starts_with("/inv/lab.yml:3:"), "{e}");
@@ -60,8 +61,18 @@ fn duplicate_names_and_addresses_point_at_both_lines() {
     let errors = load(text).unwrap_err().0;
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors.iter().all(|e| e.line == Some(4)));
-    assert!(errors[0].message.contains("used twice (first at line 3)"), "{}", errors[0]);
-    assert!(errors[1].message.contains("already the address of host `m1` (line 3)"), "{}", errors[1]);
+    assert!(
+        errors[0].message.contains("used twice (first at line 3)"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1]
+            .message
+            .contains("already the address of host `m1` (line 3)"),
+        "{}",
+        errors[1]
+    );
 }
 
 #[test]
@@ -85,21 +96,59 @@ fn host_ssh_overrides_defaults_and_bastion_parses() {
     assert_eq!(a.ssh.port, 2222);
     assert_eq!(
         a.ssh.bastion,
-        Some(Bastion { user: "jump".into(), host: "203.0.113.5".into(), port: 2200 })
+        Some(Bastion {
+            user: "jump".into(),
+            host: "203.0.113.5".into(),
+            port: 2200
+        })
     );
 }
 
 #[test]
 fn missing_identity_file_names_the_path() {
-    let e = first_error("cluster: {name: x}\nssh: {identity_file: ./nope/id}\nhosts:\n  - {name: a, address: 10.0.0.1, roles: [manager]}\n");
+    let e = first_error(
+        "cluster: {name: x}\nssh: {identity_file: ./nope/id}\nhosts:\n  - {name: a, address: 10.0.0.1, roles: [manager]}\n",
+    );
     assert_eq!(e.line, Some(2), "{e}");
-    assert!(e.message.contains("/inv/./nope/id") || e.message.contains("/inv/nope/id"), "{e}");
+    assert!(
+        e.message.contains("/inv/./nope/id") || e.message.contains("/inv/nope/id"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_address_and_wrong_type() {
     let e = first_error("cluster: {name: x}\nhosts:\n  - {name: a, address: 10.0.0.300, roles: [manager]}\n");
     assert!(e.message.contains("neither an IP address nor a DNS name"), "{e}");
-    let e = first_error("cluster: {name: x}\nssh: {port: twenty}\nhosts:\n  - {name: a, address: 10.0.0.1, roles: [manager]}\n");
+    let e = first_error(
+        "cluster: {name: x}\nssh: {port: twenty}\nhosts:\n  - {name: a, address: 10.0.0.1, roles: [manager]}\n",
+    );
     assert_eq!(e.line, Some(2), "{e}");
+}
+
+/// The examples in `inventories/` must load; their key files are swapped for a real file.
+#[test]
+fn shipped_examples_load() {
+    let dir = std::env::temp_dir().join(format!("clusterup-examples-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key");
+    std::fs::write(&key, "not a key; only its existence is checked here").unwrap();
+    for name in ["homelab.yml", "openstack.yml"] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories").join(name))
+            .unwrap()
+            .replace("~/.ssh/id_ed25519", key.to_str().unwrap())
+            .replace("~/.ssh/openstack_ed25519", key.to_str().unwrap());
+        let inv = Inventory::from_text(&dir.join(name), &text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(inv.hosts.iter().any(|h| h.is_manager()), "{name}");
+        assert!(inv.warnings.is_empty(), "{name}: {:?}", inv.warnings);
+    }
+    let homelab = Inventory::from_text(
+        &dir.join("h.yml"),
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/homelab.yml"))
+            .unwrap()
+            .replace("~/.ssh/id_ed25519", key.to_str().unwrap()),
+    )
+    .unwrap();
+    assert_eq!(homelab.host("nas").unwrap().ssh.user, "root");
+    assert!(homelab.nfs.is_some());
 }

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 
+use super::Role;
 use super::error::{InventoryError, InventoryErrors};
 use super::model::{HostEntry, HostKeyPolicy, InventoryFile, SshSection};
 use super::resolve::{effective_roles, parse_bastion};
-use super::Role;
 
 /// Returns the warnings, or every error found.
 pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, InventoryErrors> {
@@ -29,7 +29,10 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
 
     let hosts = &file.hosts.value;
     if hosts.is_empty() {
-        errors.push(err(&file.hosts.referenced, "`hosts` is empty: list at least one host".into()));
+        errors.push(err(
+            &file.hosts.referenced,
+            "`hosts` is empty: list at least one host".into(),
+        ));
     }
 
     check_ssh(path, &file.ssh, "ssh", &mut errors, &mut warnings);
@@ -45,7 +48,10 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
         if !is_host_name(&name.value) {
             errors.push(err(
                 &name.referenced,
-                format!("host name `{}` must be letters, digits, dots or dashes (at most 63)", name.value),
+                format!(
+                    "host name `{}` must be letters, digits, dots or dashes (at most 63)",
+                    name.value
+                ),
             ));
         }
         if let Some(first) = names.insert(&name.value, line) {
@@ -60,7 +66,10 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
         if !is_address(&address.value) {
             errors.push(err(
                 &address.referenced,
-                format!("address `{}` of host `{}` is neither an IP address nor a DNS name", address.value, name.value),
+                format!(
+                    "address `{}` of host `{}` is neither an IP address nor a DNS name",
+                    address.value, name.value
+                ),
             ));
         }
         let port = host.ssh.as_ref().and_then(|s| s.port).unwrap_or(default_port);
@@ -82,14 +91,24 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
         {
             errors.push(err(
                 &adv.referenced,
-                format!("advertise_address `{}` of host `{}` must be an IP address", adv.value, name.value),
+                format!(
+                    "advertise_address `{}` of host `{}` must be an IP address",
+                    adv.value, name.value
+                ),
             ));
         }
 
         let roles = effective_roles(host);
-        let roles_at = host.roles.as_ref().map(|r| &r.referenced).unwrap_or(&name.referenced);
+        let roles_at = host
+            .roles
+            .as_ref()
+            .map(|r| &r.referenced)
+            .unwrap_or(&name.referenced);
         if roles.is_empty() {
-            errors.push(err(roles_at, format!("host `{}` has an empty `roles` list", name.value)));
+            errors.push(err(
+                roles_at,
+                format!("host `{}` has an empty `roles` list", name.value),
+            ));
         }
         if roles.contains(&Role::Manager) && roles.contains(&Role::Worker) {
             errors.push(err(
@@ -114,20 +133,30 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
             if value.0.contains(['\n', '\r', '\0']) {
                 errors.push(err(
                     &entry.referenced,
-                    format!("label `{key}` of host `{}` has a line break in its value", name.value),
+                    format!(
+                        "label `{key}` of host `{}` has a line break in its value",
+                        name.value
+                    ),
                 ));
             }
         }
 
         if let Some(ssh) = &host.ssh {
-            check_ssh(path, ssh, &format!("ssh of host `{}`", name.value), &mut errors, &mut warnings);
+            check_ssh(
+                path,
+                ssh,
+                &format!("ssh of host `{}`", name.value),
+                &mut errors,
+                &mut warnings,
+            );
         }
     }
 
     if !hosts.is_empty() && managers == 0 {
         errors.push(err(
             &file.hosts.referenced,
-            "no host has the `manager` role: a swarm needs at least one (add `roles: [manager]` to a host)".into(),
+            "no host has the `manager` role: a swarm needs at least one (add `roles: [manager]` to a host)"
+                .into(),
         ));
     }
     if managers > 0 && managers % 2 == 0 {
@@ -156,17 +185,27 @@ fn check_ssh(
     warnings: &mut Vec<String>,
 ) {
     if ssh.port == Some(0) {
-        errors.push(InventoryError::file(path, format!("{what}: port 0 is not a valid SSH port")));
+        errors.push(InventoryError::file(
+            path,
+            format!("{what}: port 0 is not a valid SSH port"),
+        ));
     }
     if let Some(user) = &ssh.user
         && (user.is_empty() || user.contains(|c: char| c.is_whitespace() || c == '@' || c == ':'))
     {
-        errors.push(InventoryError::file(path, format!("{what}: user `{user}` is not a valid user name")));
+        errors.push(InventoryError::file(
+            path,
+            format!("{what}: user `{user}` is not a valid user name"),
+        ));
     }
     if let Some(bastion) = &ssh.bastion
         && let Err(message) = parse_bastion(&bastion.value, "root")
     {
-        errors.push(InventoryError::at(path, &bastion.referenced, format!("{what}: {message}")));
+        errors.push(InventoryError::at(
+            path,
+            &bastion.referenced,
+            format!("{what}: {message}"),
+        ));
     }
     if ssh.host_key_policy == Some(HostKeyPolicy::Off) {
         warnings.push(format!(
@@ -175,9 +214,15 @@ fn check_ssh(
             path.display()
         ));
     }
-    for (name, value) in [("connect_timeout", ssh.connect_timeout), ("command_timeout", ssh.command_timeout)] {
+    for (name, value) in [
+        ("connect_timeout", ssh.connect_timeout),
+        ("command_timeout", ssh.command_timeout),
+    ] {
         if value == Some(0) {
-            errors.push(InventoryError::file(path, format!("{what}: {name} must be at least 1 second")));
+            errors.push(InventoryError::file(
+                path,
+                format!("{what}: {name} must be at least 1 second"),
+            ));
         }
     }
 }
@@ -185,14 +230,16 @@ fn check_ssh(
 fn is_cluster_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
 }
 
 fn is_host_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
 }
 
@@ -216,5 +263,6 @@ pub(super) fn is_address(s: &str) -> bool {
 
 fn is_label_key(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
 }

@@ -17,6 +17,10 @@ pub struct Change {
 
 impl Change {
     pub fn new(target: &str, area: &str, what: impl Into<String>) -> Change {
-        Change { target: target.to_string(), area: area.to_string(), what: what.into() }
+        Change {
+            target: target.to_string(),
+            area: area.to_string(),
+            what: what.into(),
+        }
     }
 }

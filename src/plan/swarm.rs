@@ -21,7 +21,13 @@ impl Member<'_> {
             .advertise_address
             .clone()
             .or_else(|| self.facts.route_addr.clone())
-            .or_else(|| self.host.address.parse::<std::net::IpAddr>().ok().map(|_| self.host.address.clone()))
+            .or_else(|| {
+                self.host
+                    .address
+                    .parse::<std::net::IpAddr>()
+                    .ok()
+                    .map(|_| self.host.address.clone())
+            })
     }
 }
 
@@ -83,8 +89,6 @@ pub struct ManagerStatus {
     pub leader: bool,
     #[serde(default)]
     pub reachability: String,
-    #[serde(default)]
-    pub addr: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +96,17 @@ pub enum Step {
     /// Create the swarm on this manager.
     Init { host: String, advertise: String },
     /// Join the swarm, as a manager or a worker.
-    Join { host: String, manager: bool, advertise: String },
+    Join {
+        host: String,
+        manager: bool,
+        advertise: String,
+    },
     /// Set one label on the host's node.
-    Label { host: String, key: String, value: String },
+    Label {
+        host: String,
+        key: String,
+        value: String,
+    },
 }
 
 impl Step {
@@ -107,8 +119,13 @@ impl Step {
     pub fn describe(&self) -> String {
         match self {
             Step::Init { advertise, .. } => format!("create the swarm (advertise {advertise})"),
-            Step::Join { manager, advertise, .. } => {
-                format!("join the swarm as {} (advertise {advertise})", if *manager { "manager" } else { "worker" })
+            Step::Join {
+                manager, advertise, ..
+            } => {
+                format!(
+                    "join the swarm as {} (advertise {advertise})",
+                    if *manager { "manager" } else { "worker" }
+                )
             }
             Step::Label { key, value, .. } => format!("set node label {key}={value}"),
         }
@@ -137,7 +154,12 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> 
     out.cluster_id = members
         .iter()
         .filter(|m| m.host.is_manager())
-        .filter_map(|m| m.facts.swarm.as_ref().filter(|s| s.is_active() && s.control_available))
+        .filter_map(|m| {
+            m.facts
+                .swarm
+                .as_ref()
+                .filter(|s| s.is_active() && s.control_available)
+        })
         .find_map(|s| s.cluster_id().map(str::to_string));
     out.leader = members
         .iter()
@@ -194,17 +216,23 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> 
     }
 
     // No swarm yet: the first reachable manager creates it.
-    if out.cluster_id.is_none() {
-        if let Some(first) = joining.iter().position(|m| m.host.is_manager()) {
-            let m = joining.remove(first);
-            match m.advertise_address() {
-                Some(advertise) => {
-                    out.steps.insert(0, Step::Init { host: m.host.name.clone(), advertise });
-                    out.leader = Some(m.host.name.clone());
-                    plan_labels(&mut out.steps, m.host, None);
-                }
-                None => out.refused.push((m.host.name.clone(), no_address(&m.host.name))),
+    if out.cluster_id.is_none()
+        && let Some(first) = joining.iter().position(|m| m.host.is_manager())
+    {
+        let m = joining.remove(first);
+        match m.advertise_address() {
+            Some(advertise) => {
+                out.steps.insert(
+                    0,
+                    Step::Init {
+                        host: m.host.name.clone(),
+                        advertise,
+                    },
+                );
+                out.leader = Some(m.host.name.clone());
+                plan_labels(&mut out.steps, m.host, None);
             }
+            None => out.refused.push((m.host.name.clone(), no_address(&m.host.name))),
         }
     }
 
@@ -212,7 +240,10 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> 
         for m in joining {
             out.refused.push((
                 m.host.name.clone(),
-                format!("{}: no manager of the swarm could be reached to join it through", m.host.name),
+                format!(
+                    "{}: no manager of the swarm could be reached to join it through",
+                    m.host.name
+                ),
             ));
         }
         return out;
@@ -225,18 +256,28 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> 
     for m in joining {
         match m.advertise_address() {
             Some(advertise) => {
-                joins.push(Step::Join { host: m.host.name.clone(), manager: m.host.is_manager(), advertise });
+                joins.push(Step::Join {
+                    host: m.host.name.clone(),
+                    manager: m.host.is_manager(),
+                    advertise,
+                });
                 plan_labels(&mut labels, m.host, None);
             }
             None => out.refused.push((m.host.name.clone(), no_address(&m.host.name))),
         }
     }
-    let init_len = out.steps.iter().take_while(|s| matches!(s, Step::Init { .. })).count();
+    let init_len = out
+        .steps
+        .iter()
+        .take_while(|s| matches!(s, Step::Init { .. }))
+        .count();
     out.steps.splice(init_len..init_len, joins);
     out.steps.extend(labels);
 
     for node in nodes {
-        let known = members.iter().any(|m| m.facts.swarm.as_ref().is_some_and(|s| s.node_id == node.id));
+        let known = members
+            .iter()
+            .any(|m| m.facts.swarm.as_ref().is_some_and(|s| s.node_id == node.id));
         if !known {
             out.warnings.push(format!(
                 "node {} ({}) is in the swarm but is not a reachable host of the inventory; clusterup leaves it alone",
@@ -250,7 +291,11 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> 
 fn plan_labels(steps: &mut Vec<Step>, host: &Host, current: Option<&BTreeMap<String, String>>) {
     for (key, value) in &host.labels {
         if current.and_then(|c| c.get(key)) != Some(value) {
-            steps.push(Step::Label { host: host.name.clone(), key: key.clone(), value: value.clone() });
+            steps.push(Step::Label {
+                host: host.name.clone(),
+                key: key.clone(),
+                value: value.clone(),
+            });
         }
     }
 }
@@ -269,14 +314,20 @@ fn other_swarm(name: &str, theirs: Option<&str>, ours: Option<&str>) -> String {
 
 fn role_mismatch(name: &str, want_manager: bool) -> String {
     if want_manager {
-        format!("{name} is a worker in the swarm but a manager in the inventory; role changes are not made yet: run `docker node promote {name}` on a manager")
+        format!(
+            "{name} is a worker in the swarm but a manager in the inventory; role changes are not made yet: run `docker node promote {name}` on a manager"
+        )
     } else {
-        format!("{name} is a manager in the swarm but a worker in the inventory; role changes are not made yet: run `docker node demote {name}` on a manager, keeping a majority of managers")
+        format!(
+            "{name} is a manager in the swarm but a worker in the inventory; role changes are not made yet: run `docker node demote {name}` on a manager, keeping a majority of managers"
+        )
     }
 }
 
 fn no_address(name: &str) -> String {
-    format!("{name}: cannot tell which address to advertise to the swarm (no default route found); set advertise_address for it in the inventory")
+    format!(
+        "{name}: cannot tell which address to advertise to the swarm (no default route found); set advertise_address for it in the inventory"
+    )
 }
 
 #[cfg(test)]

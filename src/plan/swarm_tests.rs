@@ -18,7 +18,11 @@ fn inventory() -> Inventory {
 }
 
 fn fresh(addr: &str) -> Facts {
-    Facts { os_id: "debian".into(), route_addr: Some(addr.into()), ..Default::default() }
+    Facts {
+        os_id: "debian".into(),
+        route_addr: Some(addr.into()),
+        ..Default::default()
+    }
 }
 
 fn joined(addr: &str, node: &str, cluster: Option<&str>, manager: bool) -> Facts {
@@ -36,22 +40,41 @@ fn joined(addr: &str, node: &str, cluster: Option<&str>, manager: bool) -> Facts
 }
 
 fn node(id: &str, labels: &[(&str, &str)]) -> SwarmNode {
-    let mut n = SwarmNode { id: id.into(), ..Default::default() };
-    n.spec.labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+    let mut n = SwarmNode {
+        id: id.into(),
+        ..Default::default()
+    };
+    n.spec.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<BTreeMap<_, _>>();
     n
 }
 
 fn members<'a>(inv: &'a Inventory, facts: &'a [Facts]) -> Vec<Member<'a>> {
-    inv.hosts.iter().zip(facts).map(|(host, facts)| Member { host, facts }).collect()
+    inv.hosts
+        .iter()
+        .zip(facts)
+        .map(|(host, facts)| Member { host, facts })
+        .collect()
 }
 
 #[test]
 fn fresh_hosts_init_on_first_manager_then_managers_join_before_workers() {
     let inv = inventory();
-    let facts = [fresh("10.0.0.1"), fresh("10.0.0.2"), fresh("10.0.0.3"), fresh("10.0.0.4")];
+    let facts = [
+        fresh("10.0.0.1"),
+        fresh("10.0.0.2"),
+        fresh("10.0.0.3"),
+        fresh("10.0.0.4"),
+    ];
     let plan = plan(&members(&inv, &facts), &[], false);
     assert_eq!(plan.leader.as_deref(), Some("m1"));
-    let order: Vec<String> = plan.steps.iter().map(|s| format!("{}:{}", s.host(), s.describe())).collect();
+    let order: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|s| format!("{}:{}", s.host(), s.describe()))
+        .collect();
     assert_eq!(
         order,
         [
@@ -75,7 +98,12 @@ fn converged_cluster_plans_nothing() {
         joined("10.0.0.3", "n3", Some("c1"), true),
         joined("10.0.0.4", "n4", None, false),
     ];
-    let nodes = [node("n1", &[("zone", "a")]), node("n2", &[]), node("n3", &[]), node("n4", &[("disk", "ssd")])];
+    let nodes = [
+        node("n1", &[("zone", "a")]),
+        node("n2", &[]),
+        node("n3", &[]),
+        node("n4", &[("disk", "ssd")]),
+    ];
     let plan = plan(&members(&inv, &facts), &nodes, false);
     assert_eq!(plan.steps, vec![]);
     assert_eq!(plan.leader.as_deref(), Some("m1"));
@@ -85,7 +113,12 @@ fn converged_cluster_plans_nothing() {
 #[test]
 fn only_missing_hosts_join_and_changed_labels_are_set() {
     let inv = inventory();
-    let facts = [joined("10.0.0.1", "n1", Some("c1"), true), joined("10.0.0.2", "n2", None, false), fresh("10.0.0.3"), fresh("10.0.0.4")];
+    let facts = [
+        joined("10.0.0.1", "n1", Some("c1"), true),
+        joined("10.0.0.2", "n2", None, false),
+        fresh("10.0.0.3"),
+        fresh("10.0.0.4"),
+    ];
     let nodes = [node("n1", &[("zone", "b")]), node("n2", &[])];
     let plan = plan(&members(&inv, &facts), &nodes, false);
     let hosts: Vec<(&str, String)> = plan.steps.iter().map(|s| (s.host(), s.describe())).collect();
@@ -99,18 +132,32 @@ fn only_missing_hosts_join_and_changed_labels_are_set() {
 #[test]
 fn a_host_of_another_swarm_is_refused_not_rejoined() {
     let inv = inventory();
-    let facts = [joined("10.0.0.1", "n1", Some("c1"), true), fresh("10.0.0.2"), joined("10.0.0.3", "x9", Some("other"), true), fresh("10.0.0.4")];
+    let facts = [
+        joined("10.0.0.1", "n1", Some("c1"), true),
+        fresh("10.0.0.2"),
+        joined("10.0.0.3", "x9", Some("other"), true),
+        fresh("10.0.0.4"),
+    ];
     let plan = plan(&members(&inv, &facts), &[node("n1", &[("zone", "a")])], false);
     assert_eq!(plan.refused.len(), 1);
     assert_eq!(plan.refused[0].0, "m2");
-    assert!(plan.refused[0].1.contains("another swarm (cluster other)"), "{}", plan.refused[0].1);
+    assert!(
+        plan.refused[0].1.contains("another swarm (cluster other)"),
+        "{}",
+        plan.refused[0].1
+    );
     assert!(plan.steps.iter().all(|s| s.host() != "m2"));
 }
 
 #[test]
 fn workers_of_an_unknown_swarm_are_refused_when_no_manager_has_one() {
     let inv = inventory();
-    let facts = [fresh("10.0.0.1"), joined("10.0.0.2", "z", None, false), fresh("10.0.0.3"), fresh("10.0.0.4")];
+    let facts = [
+        fresh("10.0.0.1"),
+        joined("10.0.0.2", "z", None, false),
+        fresh("10.0.0.3"),
+        fresh("10.0.0.4"),
+    ];
     let plan = plan(&members(&inv, &facts), &[], false);
     assert_eq!(plan.refused[0].0, "w1");
     assert!(matches!(&plan.steps[0], Step::Init { host, .. } if host == "m1"));
@@ -120,7 +167,16 @@ fn workers_of_an_unknown_swarm_are_refused_when_no_manager_has_one() {
 fn without_a_reachable_manager_nobody_joins() {
     let inv = inventory();
     let facts = [fresh("10.0.0.2"), fresh("10.0.0.4")];
-    let hosts: Vec<Member> = vec![Member { host: &inv.hosts[1], facts: &facts[0] }, Member { host: &inv.hosts[3], facts: &facts[1] }];
+    let hosts: Vec<Member> = vec![
+        Member {
+            host: &inv.hosts[1],
+            facts: &facts[0],
+        },
+        Member {
+            host: &inv.hosts[3],
+            facts: &facts[1],
+        },
+    ];
     let plan = plan(&hosts, &[], false);
     assert!(plan.steps.is_empty());
     assert_eq!(plan.refused.len(), 2);
@@ -132,8 +188,21 @@ fn pending_state_is_refused_with_the_fix() {
     let inv = inventory();
     let mut odd = joined("10.0.0.2", "n2", None, false);
     odd.swarm.as_mut().unwrap().local_node_state = "pending".into();
-    let facts = [joined("10.0.0.1", "n1", Some("c1"), true), odd, joined("10.0.0.3", "n3", Some("c1"), true), joined("10.0.0.4", "n4", None, false)];
-    let plan = plan(&members(&inv, &facts), &[node("n1", &[("zone", "a")]), node("n3", &[]), node("n4", &[("disk", "ssd")])], false);
+    let facts = [
+        joined("10.0.0.1", "n1", Some("c1"), true),
+        odd,
+        joined("10.0.0.3", "n3", Some("c1"), true),
+        joined("10.0.0.4", "n4", None, false),
+    ];
+    let plan = plan(
+        &members(&inv, &facts),
+        &[
+            node("n1", &[("zone", "a")]),
+            node("n3", &[]),
+            node("n4", &[("disk", "ssd")]),
+        ],
+        false,
+    );
     assert_eq!(plan.refused, vec![("w1".to_string(), plan.refused[0].1.clone())]);
     assert!(plan.refused[0].1.contains("docker swarm leave --force"));
 }
@@ -142,18 +211,41 @@ fn pending_state_is_refused_with_the_fix() {
 fn swarm_members_are_left_alone_while_managers_are_unreachable() {
     let inv = inventory();
     let facts = [joined("10.0.0.2", "n2", None, false), fresh("10.0.0.4")];
-    let hosts = vec![Member { host: &inv.hosts[1], facts: &facts[0] }, Member { host: &inv.hosts[3], facts: &facts[1] }];
+    let hosts = vec![
+        Member {
+            host: &inv.hosts[1],
+            facts: &facts[0],
+        },
+        Member {
+            host: &inv.hosts[3],
+            facts: &facts[1],
+        },
+    ];
     let plan = plan(&hosts, &[], true);
     assert_eq!(plan.refused.len(), 1, "{:?}", plan.refused);
     assert_eq!(plan.refused[0].0, "w2");
-    assert!(plan.warnings[0].contains("w1 is in a swarm"), "{:?}", plan.warnings);
+    assert!(
+        plan.warnings[0].contains("w1 is in a swarm"),
+        "{:?}",
+        plan.warnings
+    );
 }
 
 #[test]
 fn role_mismatch_is_a_warning() {
     let inv = inventory();
-    let facts = [joined("10.0.0.1", "n1", Some("c1"), true), joined("10.0.0.2", "n2", None, false), joined("10.0.0.3", "n3", None, false), joined("10.0.0.4", "n4", None, false)];
-    let nodes = [node("n1", &[("zone", "a")]), node("n2", &[]), node("n3", &[]), node("n4", &[("disk", "ssd")])];
+    let facts = [
+        joined("10.0.0.1", "n1", Some("c1"), true),
+        joined("10.0.0.2", "n2", None, false),
+        joined("10.0.0.3", "n3", None, false),
+        joined("10.0.0.4", "n4", None, false),
+    ];
+    let nodes = [
+        node("n1", &[("zone", "a")]),
+        node("n2", &[]),
+        node("n3", &[]),
+        node("n4", &[("disk", "ssd")]),
+    ];
     let plan = plan(&members(&inv, &facts), &nodes, false);
     assert_eq!(plan.warnings.len(), 1);
     assert!(plan.warnings[0].contains("docker node promote m2"));

@@ -30,7 +30,9 @@ impl Progress {
                 (h.clone(), bar)
             })
             .collect();
-        Progress { bars: Some((multi, bars)) }
+        Progress {
+            bars: Some((multi, bars)),
+        }
     }
 
     /// The step a host is on now.
@@ -54,16 +56,6 @@ impl Progress {
                 }
             }
             None => eprintln!("[{host}] {text}"),
-        }
-    }
-
-    /// A message for the whole run, printed above the host lines.
-    pub fn note(&self, text: &str) {
-        match &self.bars {
-            Some((multi, _)) => {
-                let _ = multi.println(text);
-            }
-            None => eprintln!("{text}"),
         }
     }
 

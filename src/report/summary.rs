@@ -8,6 +8,8 @@ use crate::plan::Change;
 
 #[derive(Debug, Default, Serialize)]
 pub struct HostReport {
+    /// `changed`, `unchanged` or `failed`; set when the run is over.
+    pub status: &'static str,
     /// Changes made (init) or planned (plan, --dry-run).
     pub changes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -15,7 +17,7 @@ pub struct HostReport {
 }
 
 impl HostReport {
-    pub fn status(&self) -> &'static str {
+    fn derive_status(&self) -> &'static str {
         match (&self.error, self.changes.is_empty()) {
             (Some(_), _) => "failed",
             (None, true) => "unchanged",
@@ -64,7 +66,9 @@ impl RunReport {
     }
 
     pub fn record(&mut self, change: &Change) {
-        self.host(&change.target).changes.push(format!("{}: {}", change.area, change.what));
+        self.host(&change.target)
+            .changes
+            .push(format!("{}: {}", change.area, change.what));
     }
 
     pub fn is_failed(&self, host: &str) -> bool {
@@ -73,8 +77,16 @@ impl RunReport {
 
     /// Fills the derived totals; call once the run is over.
     pub fn finish(&mut self) {
+        for host in self.hosts.values_mut() {
+            host.status = host.derive_status();
+        }
         self.changed = self.hosts.values().map(|h| h.changes.len()).sum();
-        self.failed = self.hosts.iter().filter(|(_, h)| h.error.is_some()).map(|(n, _)| n.clone()).collect();
+        self.failed = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.error.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
     }
 
     pub fn print_human(&self) {

@@ -14,14 +14,19 @@ use crate::roles::{self, CHECK_NEEDS_APPLY, Role};
 
 /// The roles a host gets, with the inputs their scripts need.
 fn roles_for(inv: &Inventory, host: &str) -> Result<Vec<(Role, Vec<Input>)>> {
-    let Some(h) = inv.host(host).filter(|h| h.is_swarm_node()) else { return Ok(Vec::new()) };
+    let Some(h) = inv.host(host).filter(|h| h.is_swarm_node()) else {
+        return Ok(Vec::new());
+    };
     let docker = roles::role("docker");
     let vars = json!({
         "log_max_size": inv.docker.log_max_size,
         "log_max_file": inv.docker.log_max_file,
         "metrics_address": inv.docker.metrics_address,
     });
-    let source = serde_json::to_value(inv.docker.source)?.as_str().unwrap_or("distro").to_string();
+    let source = serde_json::to_value(inv.docker.source)?
+        .as_str()
+        .unwrap_or("distro")
+        .to_string();
     let inputs = docker.inputs(&vars, &[("SOURCE", source), ("SSH_USER", h.ssh.user.clone())])?;
     let mut list = vec![(docker, inputs)];
     if inv.nfs.is_some() {
@@ -65,16 +70,32 @@ pub async fn check(run: &mut Run) {
 }
 
 async fn check_role(session: &Session, role: &Role, inputs: &[Input]) -> Result<Vec<String>> {
-    let output = session.run(&commands::script(&role.check(), inputs, session.sudo)).await?;
+    let output = session
+        .run(&commands::script(&role.check(), inputs, session.sudo))
+        .await?;
     match output.status {
         0 => Ok(Vec::new()),
-        CHECK_NEEDS_APPLY => Ok(output.stdout.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()),
-        status => Err(anyhow!("{}: check of role {} failed (exit {status}): {}", session.host, role.name, output.tail())),
+        CHECK_NEEDS_APPLY => Ok(output
+            .stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()),
+        status => Err(anyhow!(
+            "{}: check of role {} failed (exit {status}): {}",
+            session.host,
+            role.name,
+            output.tail()
+        )),
     }
 }
 
 pub async fn apply(run: &mut Run) {
-    let hosts: Vec<String> = run.healthy().into_iter().filter(|h| run.role_needs.contains_key(h)).collect();
+    let hosts: Vec<String> = run
+        .healthy()
+        .into_iter()
+        .filter(|h| run.role_needs.contains_key(h))
+        .collect();
     if hosts.is_empty() {
         return;
     }
@@ -84,7 +105,10 @@ pub async fn apply(run: &mut Run) {
     let results = run
         .each(&hosts, |name, session| {
             let roles = roles_for(&inv, &name);
-            let wanted: Vec<&'static str> = needs.get(&name).map(|n| n.iter().map(|(r, _)| *r).collect()).unwrap_or_default();
+            let wanted: Vec<&'static str> = needs
+                .get(&name)
+                .map(|n| n.iter().map(|(r, _)| *r).collect())
+                .unwrap_or_default();
             let progress = progress.clone();
             async move {
                 let mut changes = Vec::new();
@@ -93,7 +117,9 @@ pub async fn apply(run: &mut Run) {
                         continue;
                     }
                     progress.step(&name, &format!("applying role {}", role.name));
-                    let output = session.run(&commands::script(&role.apply(), &inputs, session.sudo)).await?;
+                    let output = session
+                        .run(&commands::script(&role.apply(), &inputs, session.sudo))
+                        .await?;
                     if !output.success() {
                         return Err(anyhow!(
                             "{name}: role {} failed (exit {}): {}",
@@ -103,7 +129,11 @@ pub async fn apply(run: &mut Run) {
                         ));
                     }
                     changes.extend(
-                        output.stdout.lines().filter_map(|l| l.strip_prefix("changed: ")).map(|c| format!("{}: {c}", role.name)),
+                        output
+                            .stdout
+                            .lines()
+                            .filter_map(|l| l.strip_prefix("changed: "))
+                            .map(|c| format!("{}: {c}", role.name)),
                     );
                 }
                 Ok(changes)

@@ -13,14 +13,20 @@ use crate::plan::swarm::{self, Member, Step, SwarmNode};
 use crate::roles;
 
 pub async fn observe(run: &mut Run) {
-    let swarm_hosts: Vec<String> =
-        run.healthy().into_iter().filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node())).collect();
+    let swarm_hosts: Vec<String> = run
+        .healthy()
+        .into_iter()
+        .filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node()))
+        .collect();
     if swarm_hosts.is_empty() {
         return;
     }
     // Any reachable manager of the swarm can list its nodes.
     let lister = swarm_hosts.iter().find(|h| {
-        run.facts.get(*h).and_then(|f| f.swarm.as_ref()).is_some_and(|s| s.is_active() && s.control_available)
+        run.facts
+            .get(*h)
+            .and_then(|f| f.swarm.as_ref())
+            .is_some_and(|s| s.is_active() && s.control_available)
     });
     if let Some(lister) = lister.cloned()
         && let Some(session) = run.sessions.get(&lister).cloned()
@@ -38,7 +44,11 @@ pub async fn observe(run: &mut Run) {
         .filter(|h| h.is_swarm_node() && !run.report.is_failed(&h.name))
         .filter_map(|h| run.facts.get(&h.name).map(|facts| Member { host: h, facts }))
         .collect();
-    let managers_missing = run.inv.hosts.iter().any(|h| h.is_manager() && !members.iter().any(|m| m.host.name == h.name));
+    let managers_missing = run
+        .inv
+        .hosts
+        .iter()
+        .any(|h| h.is_manager() && !members.iter().any(|m| m.host.name == h.name));
     let plan = swarm::plan(&members, &run.nodes, managers_missing);
     for (host, reason) in plan.refused.clone() {
         run.fail(&host, reason);
@@ -50,9 +60,14 @@ pub async fn list_nodes(session: &Session) -> Result<Vec<SwarmNode>> {
     let script = roles::role("swarm").step("nodes");
     let output = session.run(&commands::script(&script, &[], session.sudo)).await?;
     if !output.success() {
-        return Err(anyhow!("{}: listing the swarm's nodes failed: {}", session.host, output.tail()));
+        return Err(anyhow!(
+            "{}: listing the swarm's nodes failed: {}",
+            session.host,
+            output.tail()
+        ));
     }
-    serde_json::from_str(&output.stdout).map_err(|e| anyhow!("{}: cannot read the node list: {e}", session.host))
+    serde_json::from_str(&output.stdout)
+        .map_err(|e| anyhow!("{}: cannot read the node list: {e}", session.host))
 }
 
 pub async fn apply(run: &mut Run) {
@@ -65,7 +80,12 @@ pub async fn apply(run: &mut Run) {
     let mut node_ids: BTreeMap<String, String> = run
         .facts
         .iter()
-        .filter_map(|(h, f)| f.swarm.as_ref().filter(|s| s.is_active()).map(|s| (h.clone(), s.node_id.clone())))
+        .filter_map(|(h, f)| {
+            f.swarm
+                .as_ref()
+                .filter(|s| s.is_active())
+                .map(|s| (h.clone(), s.node_id.clone()))
+        })
         .collect();
     let mut leader = run.swarm.leader.clone();
     let mut manager_addr = leader
@@ -76,14 +96,26 @@ pub async fn apply(run: &mut Run) {
 
     // 1. Create the swarm.
     for step in steps.iter().filter(|s| matches!(s, Step::Init { .. })) {
-        let Step::Init { host, advertise } = step else { continue };
-        let Some(session) = usable(run, host) else { continue };
+        let Step::Init { host, advertise } = step else {
+            continue;
+        };
+        let Some(session) = usable(run, host) else {
+            continue;
+        };
         run.progress.step(host, "creating the swarm");
         let inputs = [Input::new("ADVERTISE_ADDR", advertise.clone())];
-        match node_id_from(&session, &commands::script(&swarm.step("init"), &inputs, session.sudo)).await {
+        match node_id_from(
+            &session,
+            &commands::script(&swarm.step("init"), &inputs, session.sudo),
+        )
+        .await
+        {
             Ok(id) => {
                 node_ids.insert(host.clone(), id);
-                run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
+                run.report
+                    .host(host)
+                    .changes
+                    .push(format!("swarm: {}", step.describe()));
                 leader = Some(host.clone());
                 manager_addr = Some(format!("{advertise}:2377"));
             }
@@ -113,11 +145,17 @@ pub async fn apply(run: &mut Run) {
             Ok((worker_token, manager_token)) => {
                 let addr = manager_addr.clone().unwrap_or_default();
                 // Managers one at a time: each join changes the raft quorum.
-                for step in joins.iter().filter(|s| matches!(s, Step::Join { manager: true, .. })) {
+                for step in joins
+                    .iter()
+                    .filter(|s| matches!(s, Step::Join { manager: true, .. }))
+                {
                     join_one(run, step, &manager_token, &addr, &mut node_ids).await;
                 }
-                let workers: Vec<&Step> =
-                    joins.iter().copied().filter(|s| matches!(s, Step::Join { manager: false, .. })).collect();
+                let workers: Vec<&Step> = joins
+                    .iter()
+                    .copied()
+                    .filter(|s| matches!(s, Step::Join { manager: false, .. }))
+                    .collect();
                 join_workers(run, &workers, &worker_token, &addr, &mut node_ids).await;
             }
         }
@@ -131,13 +169,23 @@ pub async fn apply(run: &mut Run) {
 }
 
 fn usable(run: &Run, host: &str) -> Option<std::sync::Arc<Session>> {
-    if run.report.is_failed(host) { None } else { run.sessions.get(host).cloned() }
+    if run.report.is_failed(host) {
+        None
+    } else {
+        run.sessions.get(host).cloned()
+    }
 }
 
 async fn node_id_from(session: &Session, invocation: &commands::Invocation) -> Result<String> {
     let output = session.run(invocation).await?;
     if !output.success() {
-        return Err(anyhow!("{}: `{}` failed (exit {}): {}", session.host, invocation.display, output.status, output.tail()));
+        return Err(anyhow!(
+            "{}: `{}` failed (exit {}): {}",
+            session.host,
+            invocation.display,
+            output.status,
+            output.tail()
+        ));
     }
     output
         .stdout
@@ -151,11 +199,20 @@ async fn join_tokens(session: &Session) -> Result<(String, String)> {
     let script = roles::role("swarm").step("join-tokens");
     let output = session.run(&commands::script(&script, &[], session.sudo)).await?;
     let token = |kind: &str| {
-        output.stdout.lines().find_map(|l| l.strip_prefix(&format!("{kind}="))).filter(|t| !t.is_empty()).map(str::to_string)
+        output
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{kind}=")))
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
     };
     match (output.success(), token("worker"), token("manager")) {
         (true, Some(w), Some(m)) => Ok((w, m)),
-        _ => Err(anyhow!("{}: could not read the join tokens: {}", session.host, output.tail())),
+        _ => Err(anyhow!(
+            "{}: could not read the join tokens: {}",
+            session.host,
+            output.tail()
+        )),
     }
 }
 
@@ -167,15 +224,30 @@ fn join_inputs(token: &str, addr: &str, advertise: &str) -> Vec<Input> {
     ]
 }
 
-async fn join_one(run: &mut Run, step: &Step, token: &str, addr: &str, node_ids: &mut BTreeMap<String, String>) {
-    let Step::Join { host, advertise, .. } = step else { return };
+async fn join_one(
+    run: &mut Run,
+    step: &Step,
+    token: &str,
+    addr: &str,
+    node_ids: &mut BTreeMap<String, String>,
+) {
+    let Step::Join { host, advertise, .. } = step else {
+        return;
+    };
     let Some(session) = usable(run, host) else { return };
     run.progress.step(host, "joining the swarm as manager");
-    let invocation = commands::script(&roles::role("swarm").step("join"), &join_inputs(token, addr, advertise), session.sudo);
+    let invocation = commands::script(
+        &roles::role("swarm").step("join"),
+        &join_inputs(token, addr, advertise),
+        session.sudo,
+    );
     match node_id_from(&session, &invocation).await {
         Ok(id) => {
             node_ids.insert(host.clone(), id);
-            run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
+            run.report
+                .host(host)
+                .changes
+                .push(format!("swarm: {}", step.describe()));
         }
         Err(e) => run.fail(host, format!("{e:#}")),
     }
@@ -188,7 +260,11 @@ async fn join_workers(
     addr: &str,
     node_ids: &mut BTreeMap<String, String>,
 ) {
-    let hosts: Vec<String> = steps.iter().map(|s| s.host().to_string()).filter(|h| usable(run, h).is_some()).collect();
+    let hosts: Vec<String> = steps
+        .iter()
+        .map(|s| s.host().to_string())
+        .filter(|h| usable(run, h).is_some())
+        .collect();
     let advertise: BTreeMap<String, String> = steps
         .iter()
         .filter_map(|s| match s {
@@ -202,8 +278,11 @@ async fn join_workers(
     let script = roles::role("swarm").step("join");
     let results = run
         .each(&hosts, |name, session| {
-            let invocation =
-                commands::script(&script, &join_inputs(token, addr, &advertise[&name]), session.sudo);
+            let invocation = commands::script(
+                &script,
+                &join_inputs(token, addr, &advertise[&name]),
+                session.sudo,
+            );
             async move { node_id_from(&session, &invocation).await }
         })
         .await;
@@ -211,7 +290,11 @@ async fn join_workers(
         match result {
             Ok(id) => {
                 node_ids.insert(name.clone(), id);
-                let step = steps.iter().find(|s| s.host() == name).map(|s| s.describe()).unwrap_or_default();
+                let step = steps
+                    .iter()
+                    .find(|s| s.host() == name)
+                    .map(|s| s.describe())
+                    .unwrap_or_default();
                 run.report.host(&name).changes.push(format!("swarm: {step}"));
             }
             Err(e) => run.fail(&name, format!("{e:#}")),
@@ -220,10 +303,14 @@ async fn join_workers(
 }
 
 async fn set_labels(run: &mut Run, leader: &str, steps: &[&Step], node_ids: &BTreeMap<String, String>) {
-    let Some(session) = usable(run, leader) else { return };
+    let Some(session) = usable(run, leader) else {
+        return;
+    };
     let mut lines = Vec::new();
     for step in steps {
-        let Step::Label { host, key, value } = step else { continue };
+        let Step::Label { host, key, value } = step else {
+            continue;
+        };
         if let (false, Some(id)) = (run.report.is_failed(host), node_ids.get(host)) {
             lines.push((host.clone(), id.clone(), format!("{key}={value}")));
         }
@@ -232,19 +319,32 @@ async fn set_labels(run: &mut Run, leader: &str, steps: &[&Step], node_ids: &BTr
         return;
     }
     run.progress.step(leader, "setting node labels");
-    let updates: Vec<String> = lines.iter().map(|(_, id, label)| format!("{id} {label}")).collect();
+    let updates: Vec<String> = lines
+        .iter()
+        .map(|(_, id, label)| format!("{id} {label}"))
+        .collect();
     let inputs = [Input::new("LABEL_UPDATES", updates.join("\n"))];
     let invocation = commands::script(&roles::role("swarm").step("labels"), &inputs, session.sudo);
     match session.run(&invocation).await {
         Ok(output) => {
             // Each applied label is reported back as "changed: label k=v on NODE_ID".
             for (host, id, label) in &lines {
-                if output.stdout.lines().any(|l| l == format!("changed: label {label} on {id}")) {
-                    run.report.host(host).changes.push(format!("swarm: set node label {label}"));
+                if output
+                    .stdout
+                    .lines()
+                    .any(|l| l == format!("changed: label {label} on {id}"))
+                {
+                    run.report
+                        .host(host)
+                        .changes
+                        .push(format!("swarm: set node label {label}"));
                 }
             }
             if !output.success() {
-                run.fail(leader, format!("{leader}: setting node labels failed: {}", output.tail()));
+                run.fail(
+                    leader,
+                    format!("{leader}: setting node labels failed: {}", output.tail()),
+                );
             }
         }
         Err(e) => run.fail(leader, format!("{e:#}")),
