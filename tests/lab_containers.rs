@@ -49,6 +49,52 @@ fn clusterup(args: &[&str]) -> Output {
     out
 }
 
+/// Runs clusterup with only an ssh-agent holding the lab key (and a HOME without keys).
+fn with_agent(args: &[&str]) -> Output {
+    let dir = lab_dir().join("agent");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .spawn()
+        .expect("start ssh-agent");
+    for _ in 0..50 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let added = Command::new("ssh-add")
+        .arg(lab_dir().join("id_ed25519"))
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "ssh-add: {}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_clusterup"))
+        .args(args)
+        .arg("--log")
+        .arg(lab_dir().join("clusterup-test.log"))
+        .env("SSH_AUTH_SOCK", &sock)
+        .env("HOME", &dir)
+        .output()
+        .expect("run clusterup");
+    let _ = agent.kill();
+    let _ = agent.wait();
+    eprintln!(
+        "$ clusterup {} (ssh-agent)\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
@@ -183,7 +229,32 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     let out = clusterup(&["init", "-i", inv(&six), "--json"]);
     assert_eq!(json(&out)["changed"], 0);
 
-    // 4. A machine re-created in place (new host key) is refused, naming both fingerprints;
+    // 4. Through a bastion (m1, as root), with the key from ssh-agent instead of a file.
+    let bastion = lab_dir().join("bastion.yml");
+    let text = std::fs::read_to_string(&six)
+        .unwrap()
+        .replace("  identity_file: id_ed25519\n", "")
+        .replace(
+            "  host_key_policy: accept-new\n",
+            &format!(
+                "  host_key_policy: accept-new\n  bastion: root@{}\n",
+                lab(&["addr", "m1"]).trim()
+            ),
+        );
+    std::fs::write(&bastion, text).unwrap();
+    let out = with_agent(&["plan", "-i", inv(&bastion), "--json"]);
+    assert!(
+        out.status.success(),
+        "plan through the bastion with ssh-agent failed"
+    );
+    assert_eq!(json(&out)["changed"], 0);
+    let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
+    assert!(
+        log.contains("[w3] connected as admin"),
+        "w3 not reached through the bastion"
+    );
+
+    // 5. A machine re-created in place (new host key) is refused, naming both fingerprints;
     //    the other hosts are checked as usual.
     lab(&["rekey", "w1"]);
     let new_fp = on("w1", "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
@@ -197,7 +268,7 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     assert!(error.contains("ssh-keygen -R"), "{error}");
     assert_eq!(report["changed"], 0);
 
-    // 5. The run log holds every command and no join token.
+    // 6. The run log holds every command and no join token.
     let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
     assert!(
         log.contains("swarm/join.sh (JOIN_TOKEN=<secret>"),

@@ -134,10 +134,14 @@ fn shipped_examples_load() {
     let key = dir.join("key");
     std::fs::write(&key, "not a key; only its existence is checked here").unwrap();
     for name in ["homelab.yml", "openstack.yml"] {
-        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories").join(name))
-            .unwrap()
-            .replace("~/.ssh/id_ed25519", key.to_str().unwrap())
-            .replace("~/.ssh/openstack_ed25519", key.to_str().unwrap());
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("inventories")
+                .join(name),
+        )
+        .unwrap()
+        .replace("~/.ssh/id_ed25519", key.to_str().unwrap())
+        .replace("~/.ssh/openstack_ed25519", key.to_str().unwrap());
         let inv = Inventory::from_text(&dir.join(name), &text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(inv.hosts.iter().any(|h| h.is_manager()), "{name}");
         assert!(inv.warnings.is_empty(), "{name}: {:?}", inv.warnings);
