@@ -6,3 +6,6 @@ pub mod known_hosts;
 mod session;
 
 pub use session::{Session, connect};
+
+#[cfg(test)]
+mod tests;
