@@ -24,8 +24,10 @@ pub enum Command {
     Init(InitArgs),
     /// Show what `init` would change, touching nothing
     Plan(PlanArgs),
-    /// Show the swarm's nodes as a manager sees them
+    /// Show the swarm's nodes, networks and stacks as a manager sees them
     Status(InventoryArg),
+    /// Print the rendered compose file of every stack (or one), touching no host
+    Render(RenderArgs),
     /// Print the resolved inventory: every host with its defaults applied
     Inventory(InventoryArg),
 }
@@ -53,6 +55,21 @@ pub struct InitArgs {
     /// How many hosts are worked on at once
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
+    /// Redeploy every stack, even those whose rendered files did not change
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds to wait for a deployed stack's services to run their desired replicas
+    #[arg(long, default_value_t = 180)]
+    pub converge_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The inventory file
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Only this stack
+    pub stack: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +79,9 @@ pub struct PlanArgs {
     /// Exit with status 2 when changes are pending
     #[arg(long)]
     pub exit_code: bool,
+    /// Plan to redeploy every stack, as `init --force` would
+    #[arg(long)]
+    pub force: bool,
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 }

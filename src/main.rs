@@ -8,11 +8,13 @@ mod cli;
 mod commands;
 mod connection;
 mod facts;
+mod images;
 mod inventory;
 mod plan;
 mod report;
 mod roles;
 mod status;
+mod templates;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +56,21 @@ async fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Render(args) => {
+            let Some(inv) = load(&args.inventory) else {
+                return ExitCode::from(EXIT_INVALID);
+            };
+            match render(&inv, args.stack.as_deref()) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(EXIT_INVALID)
+                }
+            }
+        }
         Command::Status(args) => {
             let Some(inv) = load(&args.inventory) else {
                 return ExitCode::from(EXIT_INVALID);
@@ -79,6 +96,8 @@ async fn run(cli: Cli) -> ExitCode {
                 dry_run: true,
                 yes: true,
                 concurrency: args.concurrency.into(),
+                force: args.force,
+                converge_timeout: 0,
             };
             let exit_code = args.exit_code;
             let code = converge(&args.target, cli.log.as_deref(), options, "plan", false).await;
@@ -94,6 +113,8 @@ async fn run(cli: Cli) -> ExitCode {
                 dry_run: args.dry_run,
                 yes: args.yes,
                 concurrency: args.concurrency.into(),
+                force: args.force,
+                converge_timeout: args.converge_timeout,
             };
             let code = converge(&args.target, cli.log.as_deref(), options, "init", true).await;
             match code {
@@ -128,7 +149,28 @@ async fn converge(
             eprintln!("log: {}", path.display());
         }
     }
-    (report.failed.is_empty() && report.stopped.is_none()).then_some(report.changed)
+    report.succeeded().then_some(report.changed)
+}
+
+/// `clusterup render`: every stack's compose file (and files beside it), or one stack's.
+fn render(inv: &Inventory, only: Option<&str>) -> anyhow::Result<String> {
+    if let Some(name) = only
+        && !inv.stacks.iter().any(|s| s.name == name)
+    {
+        let names: Vec<&str> = inv.stacks.iter().map(|s| s.name.as_str()).collect();
+        anyhow::bail!(
+            "no stack `{name}` in {}; its stacks: {}",
+            inv.path.display(),
+            names.join(", ")
+        );
+    }
+    let secrets = templates::secret_names(&inv.secrets)?;
+    let mut out = String::new();
+    for stack in inv.stacks.iter().filter(|s| only.is_none_or(|n| n == s.name)) {
+        let rendered = templates::render_stack(inv, stack, &secrets)?;
+        out.push_str(&templates::describe(&rendered));
+    }
+    Ok(out)
 }
 
 /// Loads the inventory, printing every problem (and warnings) on stderr.

@@ -24,10 +24,31 @@ pub struct NodeRow {
 }
 
 #[derive(Debug, Serialize)]
+pub struct NetworkRow {
+    pub name: String,
+    pub encrypted: bool,
+    pub mtu: String,
+    pub attachable: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceRow {
+    pub stack: String,
+    pub service: String,
+    pub mode: String,
+    /// running/desired
+    pub replicas: String,
+}
+
+#[derive(Debug, Serialize)]
 pub struct Status {
     /// The manager that answered.
     pub via: String,
     pub nodes: Vec<NodeRow>,
+    pub networks: Vec<NetworkRow>,
+    pub services: Vec<ServiceRow>,
+    /// Every exposed route: URL -> upstream.
+    pub routes: Vec<(String, String)>,
 }
 
 pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
@@ -41,9 +62,10 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
             }
         };
         let nodes = list_nodes(&session).await;
+        let objects = cluster_objects(&session).await;
         session.close().await;
-        match nodes {
-            Ok(nodes) => {
+        match (nodes, objects) {
+            (Ok(nodes), Ok((networks, services))) => {
                 let mut rows: Vec<NodeRow> = nodes
                     .into_iter()
                     .map(|n| NodeRow {
@@ -68,18 +90,97 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
                     })
                     .collect();
                 rows.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+                let routes = crate::templates::routes(inv)
+                    .into_iter()
+                    .map(|r| {
+                        let scheme = if r.internal_tls {
+                            "https (internal CA)"
+                        } else {
+                            "https"
+                        };
+                        (
+                            format!("{scheme}://{}", r.host),
+                            format!("{}:{}", r.upstream, r.port),
+                        )
+                    })
+                    .collect();
                 return Ok(Status {
                     via: host.name.clone(),
                     nodes: rows,
+                    networks,
+                    services,
+                    routes,
                 });
             }
-            Err(e) => errors.push(format!("{e:#}")),
+            (Err(e), _) | (_, Err(e)) => errors.push(format!("{e:#}")),
         }
     }
     Err(anyhow!(
         "no manager of the inventory could list the swarm:\n  {}",
         errors.join("\n  ")
     ))
+}
+
+/// The overlay networks (not Docker's own `ingress`) and every stack's services.
+async fn cluster_objects(session: &crate::connection::Session) -> Result<(Vec<NetworkRow>, Vec<ServiceRow>)> {
+    let role = crate::roles::role("stacks");
+    let out = session
+        .run(&crate::commands::script(&role.step("observe"), &[], session.sudo))
+        .await?;
+    if !out.success() {
+        return Err(anyhow!(
+            "{}: reading networks failed: {}",
+            session.host,
+            out.tail()
+        ));
+    }
+    let observed =
+        crate::plan::services::Observed::parse(&out.stdout).map_err(|e| anyhow!("{}: {e}", session.host))?;
+    let networks = observed
+        .networks
+        .into_iter()
+        .filter(|n| n.name != "ingress")
+        .map(|n| {
+            let options = n.options.unwrap_or_default();
+            NetworkRow {
+                encrypted: options.contains_key("encrypted"),
+                mtu: options
+                    .get("com.docker.network.driver.mtu")
+                    .cloned()
+                    .unwrap_or_else(|| "default".into()),
+                attachable: n.attachable,
+                name: n.name,
+            }
+        })
+        .collect();
+    let out = session
+        .run(&crate::commands::script(
+            &role.step("services"),
+            &[],
+            session.sudo,
+        ))
+        .await?;
+    if !out.success() {
+        return Err(anyhow!(
+            "{}: listing services failed: {}",
+            session.host,
+            out.tail()
+        ));
+    }
+    let services = out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4).then(|| ServiceRow {
+                stack: f[0].into(),
+                service: f[1].into(),
+                mode: f[2].into(),
+                replicas: f[3].into(),
+            })
+        })
+        .collect();
+    Ok((networks, services))
 }
 
 fn capitalise(s: &str) -> String {
@@ -90,6 +191,28 @@ fn capitalise(s: &str) -> String {
 }
 
 pub fn print_human(status: &Status) {
+    print_nodes(status);
+    if !status.networks.is_empty() {
+        println!("\n{:<24} {:<10} {:<8} ATTACHABLE", "NETWORK", "ENCRYPTED", "MTU");
+        for n in &status.networks {
+            println!("{:<24} {:<10} {:<8} {}", n.name, n.encrypted, n.mtu, n.attachable);
+        }
+    }
+    if !status.services.is_empty() {
+        println!("\n{:<16} {:<32} {:<12} REPLICAS", "STACK", "SERVICE", "MODE");
+        for s in &status.services {
+            println!("{:<16} {:<32} {:<12} {}", s.stack, s.service, s.mode, s.replicas);
+        }
+    }
+    if !status.routes.is_empty() {
+        println!("\nROUTES");
+        for (url, upstream) in &status.routes {
+            println!("{url} -> {upstream}");
+        }
+    }
+}
+
+fn print_nodes(status: &Status) {
     println!(
         "{:<16} {:<8} {:<7} {:<12} {:<12} {:<16} {:<15} LABELS",
         "NODE", "ROLE", "STATE", "AVAILABILITY", "MANAGER", "ENGINE", "ADDRESS"

@@ -27,6 +27,10 @@ pub struct Options {
     pub dry_run: bool,
     pub yes: bool,
     pub concurrency: usize,
+    /// Redeploy every stack even when its digest is unchanged.
+    pub force: bool,
+    /// Seconds to wait for a deployed stack's services to run their replicas.
+    pub converge_timeout: u64,
 }
 
 /// Everything a run knows, filled in phase by phase.
@@ -42,6 +46,8 @@ pub struct Run {
     pub role_needs: BTreeMap<String, Vec<(&'static str, Vec<String>)>>,
     pub nodes: Vec<SwarmNode>,
     pub swarm: SwarmPlan,
+    pub image_loads: phases::images::Loads,
+    pub services: phases::services::ServicesPlan,
 }
 
 impl Run {
@@ -60,6 +66,8 @@ impl Run {
             role_needs: BTreeMap::new(),
             nodes: Vec::new(),
             swarm: SwarmPlan::default(),
+            image_loads: Default::default(),
+            services: Default::default(),
         }
     }
 
@@ -128,6 +136,8 @@ impl Run {
         for step in &self.swarm.steps {
             changes.push(Change::new(step.host(), "swarm", step.describe()));
         }
+        changes.extend(phases::images::planned(&self.image_loads));
+        changes.extend(self.services.changes());
         changes
     }
 }
@@ -142,6 +152,8 @@ pub async fn converge(mut run: Run, apply: bool) -> RunReport {
     }
     phases::packages::check(&mut run).await;
     phases::swarm::observe(&mut run).await;
+    phases::images::observe(&mut run).await;
+    phases::services::observe(&mut run).await;
 
     let planned = run.planned();
     if !apply || run.options.dry_run {
@@ -157,6 +169,8 @@ pub async fn converge(mut run: Run, apply: bool) -> RunReport {
 
     phases::packages::apply(&mut run).await;
     phases::swarm::apply(&mut run).await;
+    phases::images::apply(&mut run).await;
+    phases::services::apply(&mut run).await;
     finish(run).await
 }
 

@@ -77,6 +77,20 @@ pub fn script(script: &Script, inputs: &[Input], sudo: bool) -> Invocation {
     }
 }
 
+/// Streams a `docker save` archive into the node's `docker load`. The one command that is no
+/// role script: its stdin is the archive, so it cannot also carry a script.
+pub fn docker_load(file: &str, archive: Vec<u8>, sudo: bool) -> Invocation {
+    Invocation {
+        command: if sudo {
+            "sudo -n docker load".into()
+        } else {
+            "docker load".into()
+        },
+        display: format!("docker load < {file} ({} bytes)", archive.len()),
+        stdin: archive,
+    }
+}
+
 /// Quotes a value for POSIX sh: single quotes, with embedded single quotes spliced in.
 pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))

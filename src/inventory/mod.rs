@@ -13,7 +13,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use error::{InventoryError, InventoryErrors};
-pub use model::{DockerSource, HostKeyPolicy, HostKind, NfsSection, Role};
+pub use model::{DockerSource, ExposeEntry, HostKeyPolicy, HostKind, NfsSection, Role};
+
+/// The network the proxy shares with every exposed service.
+pub const PROXY_NETWORK: &str = "reverse-proxy";
 
 /// An inventory larger than this is certainly not one: refuse it before parsing.
 const MAX_INVENTORY_BYTES: u64 = 1024 * 1024;
@@ -26,6 +29,10 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nfs: Option<NfsSection>,
+    pub networks: Vec<Network>,
+    pub stacks: Vec<Stack>,
+    pub secrets: Vec<Secret>,
+    pub images: Images,
     /// Things worth telling the user that do not stop the run.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -75,6 +82,51 @@ pub struct SshTarget {
     pub connect_timeout: Duration,
     #[serde(serialize_with = "as_seconds")]
     pub command_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Network {
+    pub name: String,
+    pub encrypted: bool,
+    /// None: the smallest interface MTU found on the nodes, minus the VXLAN overhead.
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stack {
+    pub name: String,
+    pub template: TemplateRef,
+    pub vars: serde_json::Map<String, serde_json::Value>,
+    pub networks: Vec<String>,
+    pub expose: Vec<ExposeEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateRef {
+    Builtin(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Secret {
+    pub name: String,
+    pub source: SecretSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Images {
+    pub preload: Vec<PathBuf>,
+    /// `docker stack deploy --resolve-image`: `always` (the default) asks the registry;
+    /// `never` uses what the nodes have (preloaded images, clusters without a registry).
+    pub resolve: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

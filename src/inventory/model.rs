@@ -18,6 +18,76 @@ pub struct InventoryFile {
     pub hosts: Spanned<Vec<Spanned<HostEntry>>>,
     #[serde(default)]
     pub storage: Option<StorageSection>,
+    #[serde(default)]
+    pub networks: Vec<Spanned<NetworkEntry>>,
+    #[serde(default)]
+    pub stacks: Vec<Spanned<StackEntry>>,
+    #[serde(default)]
+    pub secrets: Vec<Spanned<SecretEntry>>,
+    #[serde(default)]
+    pub images: ImagesSection,
+}
+
+/// An overlay network for one central service (`database`, `reverse-proxy`, ...).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkEntry {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub encrypted: bool,
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackEntry {
+    pub name: Spanned<String>,
+    /// A built-in template's name, or a path (from the inventory's folder) to a template file.
+    pub template: Spanned<String>,
+    #[serde(default)]
+    pub vars: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub networks: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub expose: Vec<Spanned<ExposeEntry>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExposeEntry {
+    pub service: String,
+    pub host: String,
+    pub port: u16,
+    /// Route a user's requests to the same task every time (Shiny apps need it).
+    #[serde(default)]
+    pub sticky: bool,
+}
+
+/// A swarm secret; its value comes from an environment variable or a file, never the inventory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretEntry {
+    pub name: Spanned<String>,
+    pub env: Option<String>,
+    pub file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesSection {
+    /// `docker save` archives loaded on every node that lacks their images.
+    #[serde(default)]
+    pub preload: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub resolve: Option<ResolveImage>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolveImage {
+    Always,
+    Changed,
+    Never,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,9 +7,10 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 use super::error::{InventoryError, InventoryErrors};
-use super::model::{HostEntry, HostKeyPolicy, HostKind, InventoryFile, SshSection};
+use super::model::{HostEntry, HostKeyPolicy, HostKind, InventoryFile, ResolveImage, SshSection};
 use super::validate::is_address;
 use super::{Bastion, DockerSettings, Host, Inventory, Role, SshTarget};
+use super::{Images, Network, PROXY_NETWORK, Secret, SecretSource, Stack, TemplateRef};
 
 const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 const DEFAULT_COMMAND_TIMEOUT: u64 = 900;
@@ -35,10 +36,84 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
             Err(e) => errors.push(e),
         }
     }
+    let networks = file
+        .networks
+        .into_iter()
+        .map(|n| Network {
+            name: n.value.name.value,
+            encrypted: n.value.encrypted,
+            mtu: n.value.mtu,
+        })
+        .collect();
+    let mut stacks = Vec::new();
+    for entry in file.stacks {
+        let stack = entry.value;
+        let template = if is_template_path(&stack.template.value) {
+            match existing_file(&path, &dir, &stack.template, "template") {
+                Ok(p) => TemplateRef::File(p),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            }
+        } else {
+            TemplateRef::Builtin(stack.template.value)
+        };
+        let mut networks: Vec<String> = stack.networks.into_iter().map(|n| n.value).collect();
+        if !stack.expose.is_empty() && !networks.iter().any(|n| n == PROXY_NETWORK) {
+            networks.push(PROXY_NETWORK.to_string());
+        }
+        stacks.push(Stack {
+            name: stack.name.value,
+            template,
+            vars: stack.vars,
+            networks,
+            expose: stack.expose.into_iter().map(|e| e.value).collect(),
+        });
+    }
+    let mut secrets = Vec::new();
+    for entry in file.secrets {
+        let secret = entry.value;
+        let source = match (secret.env, secret.file) {
+            (Some(var), None) => SecretSource::Env(var),
+            (None, Some(f)) => match existing_file(&path, &dir, &f, "secret file") {
+                Ok(p) => SecretSource::File(p),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            },
+            // Validation already reported both-or-neither.
+            _ => continue,
+        };
+        secrets.push(Secret {
+            name: secret.name.value,
+            source,
+        });
+    }
+    let mut preload = Vec::new();
+    for p in &file.images.preload {
+        match existing_file(&path, &dir, p, "image archive") {
+            Ok(p) => preload.push(p),
+            Err(e) => errors.push(e),
+        }
+    }
+    let resolve = match file.images.resolve.unwrap_or(ResolveImage::Always) {
+        ResolveImage::Always => "always",
+        ResolveImage::Changed => "changed",
+        ResolveImage::Never => "never",
+    };
     if !errors.is_empty() {
         return Err(InventoryErrors(errors));
     }
     Ok(Inventory {
+        networks,
+        stacks,
+        secrets,
+        images: Images {
+            preload,
+            resolve: resolve.to_string(),
+        },
         path,
         cluster: file.cluster.name.value,
         docker: DockerSettings {
@@ -132,6 +207,11 @@ fn existing_file(
             ),
         ))
     }
+}
+
+/// A stack's `template:` is a file when it looks like a path, a built-in's name otherwise.
+pub(super) fn is_template_path(text: &str) -> bool {
+    text.contains('/') || text.ends_with(".tera") || text.ends_with(".yml") || text.ends_with(".yaml")
 }
 
 /// `[user@]host[:port]`; the user defaults to the hosts' own SSH user.

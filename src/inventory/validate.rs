@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::Role;
 use super::error::{InventoryError, InventoryErrors};
 use super::model::{HostEntry, HostKeyPolicy, InventoryFile, SshSection};
-use super::resolve::{effective_roles, parse_bastion};
+use super::resolve::{effective_roles, is_template_path, parse_bastion};
+use super::{PROXY_NETWORK, Role};
 
 /// Returns the warnings, or every error found.
 pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, InventoryErrors> {
@@ -170,11 +170,178 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
         ));
     }
 
+    check_services(path, file, &mut errors);
+
     if errors.is_empty() {
         Ok(warnings)
     } else {
         Err(InventoryErrors(errors))
     }
+}
+
+/// Networks, stacks, routes and secrets.
+fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryError>) {
+    let err = |loc, msg: String| InventoryError::at(path, loc, msg);
+    let mut networks: HashMap<&str, u64> = HashMap::new();
+    for entry in &file.networks {
+        let n = &entry.value;
+        if !is_object_name(&n.name.value) {
+            errors.push(err(
+                &n.name.referenced,
+                format!(
+                    "network name `{}` must be letters, digits, dots, dashes or underscores",
+                    n.name.value
+                ),
+            ));
+        }
+        if let Some(first) = networks.insert(&n.name.value, n.name.referenced.line()) {
+            errors.push(err(
+                &n.name.referenced,
+                format!(
+                    "network `{}` is declared twice (first at line {first})",
+                    n.name.value
+                ),
+            ));
+        }
+        if let Some(mtu) = n.mtu
+            && !(576..=9216).contains(&mtu)
+        {
+            errors.push(err(
+                &entry.referenced,
+                format!("network `{}`: mtu {mtu} is outside 576-9216", n.name.value),
+            ));
+        }
+    }
+
+    let builtins = crate::templates::builtin_names();
+    let mut stacks: HashMap<&str, u64> = HashMap::new();
+    let mut hosts: HashMap<String, String> = HashMap::new();
+    for entry in &file.stacks {
+        let stack = &entry.value;
+        let name = &stack.name;
+        if !is_stack_name(&name.value) {
+            errors.push(err(
+                &name.referenced,
+                format!(
+                    "stack name `{}` must be 1-40 lowercase letters, digits, dashes or underscores",
+                    name.value
+                ),
+            ));
+        }
+        if let Some(first) = stacks.insert(&name.value, name.referenced.line()) {
+            errors.push(err(
+                &name.referenced,
+                format!("stack `{}` is declared twice (first at line {first})", name.value),
+            ));
+        }
+        let template = &stack.template.value;
+        if !is_template_path(template) && !builtins.contains(&template.as_str()) {
+            errors.push(err(
+                &stack.template.referenced,
+                format!(
+                    "stack `{}`: unknown template `{template}`; built-in templates are {}, or give a path such as ./stacks/app.yml.tera",
+                    name.value,
+                    builtins.join(", ")
+                ),
+            ));
+        }
+        for network in &stack.networks {
+            if !networks.contains_key(network.value.as_str()) {
+                errors.push(err(
+                    &network.referenced,
+                    format!(
+                        "stack `{}` joins network `{}`, which is not declared under `networks:`",
+                        name.value, network.value
+                    ),
+                ));
+            }
+        }
+        if !stack.expose.is_empty() && !networks.contains_key(PROXY_NETWORK) {
+            errors.push(err(
+                &stack.expose[0].referenced,
+                format!(
+                    "stack `{}` exposes services, so the proxy's network `{PROXY_NETWORK}` must be declared under `networks:`",
+                    name.value
+                ),
+            ));
+        }
+        for route in &stack.expose {
+            let r = &route.value;
+            if !is_address(&r.host) {
+                errors.push(err(
+                    &route.referenced,
+                    format!(
+                        "stack `{}`: route host `{}` is not a DNS name or IP address",
+                        name.value, r.host
+                    ),
+                ));
+            }
+            if r.port == 0 {
+                errors.push(err(
+                    &route.referenced,
+                    format!("stack `{}`: route port must be 1-65535", name.value),
+                ));
+            }
+            if let Some(other) = hosts.insert(r.host.to_ascii_lowercase(), name.value.clone()) {
+                errors.push(err(
+                    &route.referenced,
+                    format!(
+                        "route host `{}` is exposed twice (also by stack `{other}`)",
+                        r.host
+                    ),
+                ));
+            }
+        }
+    }
+
+    let mut secrets: HashMap<&str, u64> = HashMap::new();
+    for entry in &file.secrets {
+        let secret = &entry.value;
+        let name = &secret.name;
+        if !is_object_name(&name.value) {
+            errors.push(err(
+                &name.referenced,
+                format!(
+                    "secret name `{}` must be letters, digits, dots, dashes or underscores",
+                    name.value
+                ),
+            ));
+        }
+        if let Some(first) = secrets.insert(&name.value, name.referenced.line()) {
+            errors.push(err(
+                &name.referenced,
+                format!(
+                    "secret `{}` is declared twice (first at line {first})",
+                    name.value
+                ),
+            ));
+        }
+        if secret.env.is_some() == secret.file.is_some() {
+            errors.push(err(
+                &entry.referenced,
+                format!(
+                    "secret `{}` needs exactly one of `env:` (a variable's name) or `file:` (a path)",
+                    name.value
+                ),
+            ));
+        }
+    }
+}
+
+fn is_object_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+fn is_stack_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 fn check_ssh(

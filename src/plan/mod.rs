@@ -1,9 +1,13 @@
 //! Planning: from the inventory and the facts (plus the swarm's node list) to the list of
 //! changes, computed without touching any host. `plan` prints it; `init` carries it out.
 
+pub mod services;
 pub mod swarm;
 
 use serde::Serialize;
+
+/// The target of changes to cluster-wide objects (networks, secrets, stacks).
+pub const CLUSTER: &str = "cluster";
 
 /// One change, planned or made, attributed to a host or to the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

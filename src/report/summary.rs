@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::plan::Change;
+use crate::plan::{CLUSTER, Change};
 
 #[derive(Debug, Default, Serialize)]
 pub struct HostReport {
@@ -35,6 +35,8 @@ pub struct RunReport {
     /// Names of the hosts that failed.
     pub failed: Vec<String>,
     pub hosts: BTreeMap<String, HostReport>,
+    /// Cluster-wide objects: networks, secrets, stacks. Its error fails the run too.
+    pub cluster: HostReport,
     pub warnings: Vec<String>,
     /// Set when the run stopped before changing anything (preflight refused it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,6 +51,7 @@ impl RunReport {
             changed: 0,
             failed: Vec::new(),
             hosts: hosts.iter().map(|h| (h.clone(), HostReport::default())).collect(),
+            cluster: HostReport::default(),
             warnings: Vec::new(),
             stopped: None,
         }
@@ -66,9 +69,29 @@ impl RunReport {
     }
 
     pub fn record(&mut self, change: &Change) {
-        self.host(&change.target)
-            .changes
-            .push(format!("{}: {}", change.area, change.what));
+        let line = format!("{}: {}", change.area, change.what);
+        if change.target == CLUSTER {
+            self.cluster.changes.push(line);
+        } else {
+            self.host(&change.target).changes.push(line);
+        }
+    }
+
+    /// A failure of a cluster-wide object (a stack that does not converge, ...).
+    pub fn fail_cluster(&mut self, error: impl Into<String>) {
+        let error = error.into();
+        match &mut self.cluster.error {
+            Some(existing) => {
+                existing.push('\n');
+                existing.push_str(&error);
+            }
+            None => self.cluster.error = Some(error),
+        }
+    }
+
+    /// The run succeeded: no host failed, no cluster object failed, nothing stopped it.
+    pub fn succeeded(&self) -> bool {
+        self.failed.is_empty() && self.cluster.error.is_none() && self.stopped.is_none()
     }
 
     pub fn is_failed(&self, host: &str) -> bool {
@@ -80,7 +103,9 @@ impl RunReport {
         for host in self.hosts.values_mut() {
             host.status = host.derive_status();
         }
-        self.changed = self.hosts.values().map(|h| h.changes.len()).sum();
+        self.cluster.status = self.cluster.derive_status();
+        self.changed =
+            self.hosts.values().map(|h| h.changes.len()).sum::<usize>() + self.cluster.changes.len();
         self.failed = self
             .hosts
             .iter()
@@ -101,6 +126,16 @@ impl RunReport {
                         println!("  - {c}");
                     }
                 }
+            }
+        }
+        let cluster = &self.cluster;
+        if cluster.error.is_some() || !cluster.changes.is_empty() {
+            match &cluster.error {
+                Some(e) => println!("cluster: FAILED: {e}"),
+                None => println!("cluster: {verb} ({})", cluster.changes.len()),
+            }
+            for c in &cluster.changes {
+                println!("  - {c}");
             }
         }
         for w in &self.warnings {

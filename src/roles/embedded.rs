@@ -25,4 +25,13 @@ role_files!(
     "swarm/join.sh",
     "swarm/nodes.sh",
     "swarm/labels.sh",
+    "stacks/role.yml",
+    "stacks/observe.sh",
+    "stacks/network-create.sh",
+    "stacks/secret-create.sh",
+    "stacks/deploy.sh",
+    "stacks/converge.sh",
+    "stacks/services.sh",
+    "images/role.yml",
+    "images/missing.sh",
 );

@@ -1,7 +1,10 @@
-//! The steps of a run, in order: connect, facts, preflight, packages, swarm.
+//! The steps of a run, in order: connect, facts, preflight, packages, swarm, images,
+//! services (networks, secrets, stacks).
 
 pub mod connect;
 pub mod facts;
+pub mod images;
 pub mod packages;
 pub mod preflight;
+pub mod services;
 pub mod swarm;

@@ -161,6 +161,12 @@ pub async fn apply(run: &mut Run) {
         }
     }
 
+    run.swarm.leader = leader.clone();
+    if run.swarm.cluster_id.is_none() && leader.is_some() {
+        // A swarm was created: later phases only need to know that one exists.
+        run.swarm.cluster_id = Some("created".into());
+    }
+
     // 3. Labels, all in one round trip on the leader.
     let labels: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::Label { .. })).collect();
     if let (false, Some(leader)) = (labels.is_empty(), leader) {

@@ -1,0 +1,148 @@
+//! Preloaded images: every swarm node that lacks an archive's images gets the archive
+//! streamed to its `docker load`. Nodes that have them are not touched.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+
+use crate::apply::Run;
+use crate::commands::{self, Input};
+use crate::images::images_in_archive;
+use crate::roles;
+
+/// Archives each node needs, with the images that made it need them.
+pub type Loads = BTreeMap<String, Vec<(PathBuf, Vec<String>)>>;
+
+pub async fn observe(run: &mut Run) {
+    if run.inv.images.preload.is_empty() {
+        return;
+    }
+    let mut archives = Vec::new();
+    for path in &run.inv.images.preload {
+        match images_in_archive(path) {
+            Ok(tags) => archives.push((path.clone(), tags)),
+            Err(e) => run.report.fail_cluster(format!("{e:#}")),
+        }
+    }
+    let hosts: Vec<String> = run
+        .healthy()
+        .into_iter()
+        .filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node()))
+        .collect();
+    let all: Vec<String> = archives.iter().flat_map(|(_, t)| t.clone()).collect();
+    // Nodes without an engine yet lack everything; the others are asked.
+    let (asked, fresh): (Vec<String>, Vec<String>) = hosts
+        .into_iter()
+        .partition(|h| run.facts.get(h).is_some_and(|f| f.docker_installed));
+    let missing_script = roles::role("images").step("missing");
+    let results = run
+        .each(&asked, |_, session| {
+            let invocation = commands::script(
+                &missing_script,
+                &[Input::new("IMAGES", all.join("\n"))],
+                session.sudo,
+            );
+            async move {
+                let out = session.run(&invocation).await?;
+                if !out.success() {
+                    return Err(anyhow!(
+                        "{}: checking images failed: {}",
+                        session.host,
+                        out.tail()
+                    ));
+                }
+                Ok(out.stdout.lines().map(str::to_string).collect::<Vec<_>>())
+            }
+        })
+        .await;
+    let mut loads = Loads::new();
+    let mut record = |host: &str, missing: &[String]| {
+        let needed: Vec<(PathBuf, Vec<String>)> = archives
+            .iter()
+            .filter(|(_, tags)| tags.iter().any(|t| missing.contains(t)))
+            .map(|(p, tags)| (p.clone(), tags.clone()))
+            .collect();
+        if !needed.is_empty() {
+            loads.insert(host.to_string(), needed);
+        }
+    };
+    for host in &fresh {
+        record(host, &all);
+    }
+    let mut failures = Vec::new();
+    for (host, result) in results {
+        match result {
+            Ok(missing) => record(&host, &missing),
+            Err(e) => failures.push((host, format!("{e:#}"))),
+        }
+    }
+    for (host, e) in failures {
+        run.fail(&host, e);
+    }
+    run.image_loads = loads;
+}
+
+pub async fn apply(run: &mut Run) {
+    let loads = std::mem::take(&mut run.image_loads);
+    let hosts: Vec<String> = run
+        .healthy()
+        .into_iter()
+        .filter(|h| loads.contains_key(h))
+        .collect();
+    if hosts.is_empty() {
+        return;
+    }
+    let progress = run.progress.clone();
+    let results = run
+        .each(&hosts, |name, session| {
+            let archives = loads.get(&name).cloned().unwrap_or_default();
+            let progress = progress.clone();
+            async move {
+                let mut changes = Vec::new();
+                for (path, tags) in archives {
+                    let file = path
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    progress.step(&name, &format!("loading {file}"));
+                    let bytes =
+                        std::fs::read(&path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+                    let out = session
+                        .run(&commands::docker_load(&file, bytes, session.sudo))
+                        .await?;
+                    if !out.success() {
+                        return Err(anyhow!("{name}: docker load of {file} failed: {}", out.tail()));
+                    }
+                    changes.push(format!("images: loaded {file} ({})", tags.join(", ")));
+                }
+                Ok::<_, anyhow::Error>(changes)
+            }
+        })
+        .await;
+    for (name, result) in results {
+        match result {
+            Ok(changes) => run.report.host(&name).changes.extend(changes),
+            Err(e) => run.fail(&name, format!("{e:#}")),
+        }
+    }
+}
+
+pub fn planned(loads: &Loads) -> Vec<crate::plan::Change> {
+    loads
+        .iter()
+        .flat_map(|(host, archives)| {
+            archives.iter().map(move |(p, tags)| {
+                crate::plan::Change::new(
+                    host,
+                    "images",
+                    format!(
+                        "load {} ({})",
+                        p.file_name().unwrap_or_default().to_string_lossy(),
+                        tags.join(", ")
+                    ),
+                )
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,272 @@
+//! Cluster objects on the swarm: overlay networks, secrets, then stacks rendered from
+//! templates, each deployed only when its digest differs from what was last deployed, and
+//! awaited until every service runs its desired replicas.
+
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+
+use crate::apply::Run;
+use crate::commands::{self, Input};
+use crate::connection::Session;
+use crate::plan::services::{self, NetworkCreate, Observed};
+use crate::plan::{CLUSTER, Change};
+use crate::roles;
+use crate::templates::{self, Rendered};
+
+/// What the services phases decided, kept between observing and applying.
+#[derive(Default)]
+pub struct ServicesPlan {
+    pub networks: Vec<NetworkCreate>,
+    /// (logical name, swarm name, value)
+    pub secrets: Vec<(String, String, String)>,
+    /// Rendered stacks and why each must be deployed.
+    pub deploys: Vec<(Rendered, &'static str)>,
+}
+
+impl ServicesPlan {
+    pub fn changes(&self) -> Vec<Change> {
+        let mut out = Vec::new();
+        for n in &self.networks {
+            let enc = if n.encrypted { ", encrypted" } else { "" };
+            out.push(Change::new(
+                CLUSTER,
+                "network",
+                format!("create overlay network {} (mtu {}{enc})", n.name, n.mtu),
+            ));
+        }
+        for (_, name, _) in &self.secrets {
+            out.push(Change::new(CLUSTER, "secret", format!("create secret {name}")));
+        }
+        for (r, why) in &self.deploys {
+            out.push(Change::new(
+                CLUSTER,
+                "stack",
+                format!("deploy stack {} ({why})", r.stack),
+            ));
+        }
+        out
+    }
+}
+
+fn wanted(run: &Run) -> bool {
+    !run.inv.networks.is_empty() || !run.inv.stacks.is_empty() || !run.inv.secrets.is_empty()
+}
+
+fn leader(run: &Run) -> Option<Arc<Session>> {
+    let name = run.swarm.leader.as_ref()?;
+    if run.report.is_failed(name) {
+        None
+    } else {
+        run.sessions.get(name).cloned()
+    }
+}
+
+async fn observe_on(session: &Session) -> Result<Observed> {
+    let script = roles::role("stacks").step("observe");
+    let out = session.run(&commands::script(&script, &[], session.sudo)).await?;
+    if !out.success() {
+        return Err(anyhow!(
+            "{}: reading networks and stacks failed: {}",
+            session.host,
+            out.tail()
+        ));
+    }
+    Observed::parse(&out.stdout).map_err(|e| anyhow!("{}: {e}", session.host))
+}
+
+/// Decides what to create and deploy. Before the swarm exists there is nothing to observe.
+pub async fn observe(run: &mut Run) {
+    if !wanted(run) {
+        return;
+    }
+    let observed = match leader(run).filter(|_| run.swarm.cluster_id.is_some()) {
+        Some(session) => {
+            run.progress.step(&session.host, "reading networks and stacks");
+            match observe_on(&session).await {
+                Ok(o) => o,
+                Err(e) => {
+                    run.report.fail_cluster(format!("{e:#}"));
+                    return;
+                }
+            }
+        }
+        None => Observed::default(),
+    };
+    match decide(run, &observed) {
+        Ok(plan) => run.services = plan,
+        Err(e) => run.report.fail_cluster(format!("{e:#}")),
+    }
+}
+
+fn decide(run: &mut Run, observed: &Observed) -> Result<ServicesPlan> {
+    let mtus: Vec<u32> = run
+        .inv
+        .hosts
+        .iter()
+        .filter(|h| h.is_swarm_node())
+        .filter_map(|h| run.facts.get(&h.name).and_then(|f| f.route_mtu))
+        .collect();
+    let (networks, drift) = services::plan_networks(&run.inv.networks, &mtus, observed);
+    for d in drift {
+        if !run.report.warnings.contains(&d) {
+            run.report.warnings.push(d);
+        }
+    }
+    let names = templates::secret_names(&run.inv.secrets)?;
+    let mut secrets = Vec::new();
+    for secret in &run.inv.secrets {
+        let swarm_name = &names[&secret.name];
+        if !observed.secrets.contains(swarm_name) {
+            secrets.push((
+                secret.name.clone(),
+                swarm_name.clone(),
+                templates::secret_value(secret)?,
+            ));
+        }
+    }
+    let mut deploys = Vec::new();
+    for stack in &run.inv.stacks {
+        let rendered = templates::render_stack(&run.inv, stack, &names)?;
+        if let Some(why) = services::needs_deploy(&stack.name, &rendered.sha256, observed, run.options.force)
+        {
+            deploys.push((rendered, why));
+        }
+    }
+    Ok(ServicesPlan {
+        networks,
+        secrets,
+        deploys,
+    })
+}
+
+pub async fn apply(run: &mut Run) {
+    if !wanted(run) || run.report.cluster.error.is_some() {
+        return;
+    }
+    let Some(session) = leader(run) else {
+        run.report
+            .fail_cluster("no manager of the swarm is available to create networks and deploy stacks");
+        return;
+    };
+    // The swarm may have been created moments ago: decide again from what is there now.
+    run.progress.step(&session.host, "reading networks and stacks");
+    let plan = match observe_on(&session).await {
+        Ok(observed) => decide(run, &observed),
+        Err(e) => Err(e),
+    };
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => {
+            run.report.fail_cluster(format!("{e:#}"));
+            return;
+        }
+    };
+    if let Err(e) = carry_out(run, &session, plan).await {
+        run.report.fail_cluster(format!("{e:#}"));
+    }
+}
+
+async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Result<()> {
+    let role = roles::role("stacks");
+    for n in &plan.networks {
+        run.progress
+            .step(&session.host, &format!("creating network {}", n.name));
+        let inputs = [
+            Input::new("NAME", n.name.clone()),
+            Input::new("ENCRYPTED", if n.encrypted { "yes" } else { "no" }),
+            Input::new("MTU", n.mtu.to_string()),
+        ];
+        changed(
+            run,
+            session,
+            &commands::script(&role.step("network-create"), &inputs, session.sudo),
+            "network",
+        )
+        .await?;
+    }
+    for (logical, swarm_name, value) in &plan.secrets {
+        let inputs = [
+            Input::new("NAME", logical.clone()),
+            Input::new("SECRET_NAME", swarm_name.clone()),
+            Input::secret("VALUE", value.clone()),
+        ];
+        changed(
+            run,
+            session,
+            &commands::script(&role.step("secret-create"), &inputs, session.sudo),
+            "secret",
+        )
+        .await?;
+    }
+    let timeout = run.options.converge_timeout;
+    for (rendered, _) in &plan.deploys {
+        run.progress
+            .step(&session.host, &format!("deploying stack {}", rendered.stack));
+        let invocation = commands::script(
+            &role.step("deploy"),
+            &deploy_inputs(rendered, &run.inv.images.resolve),
+            session.sudo,
+        );
+        if let Err(e) = changed(run, session, &invocation, "stack").await {
+            run.report.fail_cluster(format!("{e:#}"));
+            continue;
+        }
+        run.progress
+            .step(&session.host, &format!("waiting for stack {}", rendered.stack));
+        let inputs = [
+            Input::new("STACK", rendered.stack.clone()),
+            Input::new("TIMEOUT", timeout.to_string()),
+        ];
+        let out = session
+            .run(&commands::script(&role.step("converge"), &inputs, session.sudo))
+            .await?;
+        if !out.success() {
+            run.report.fail_cluster(format!(
+                "stack {}: services did not reach their desired replicas within {timeout} s:\n{}",
+                rendered.stack,
+                out.stderr.trim_end()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn deploy_inputs(rendered: &Rendered, resolve: &str) -> Vec<Input> {
+    let mut names = vec!["stack.yml".to_string()];
+    let mut inputs = vec![Input::new("FILE_1", rendered.compose.clone())];
+    for (i, (name, content)) in rendered.files.iter().enumerate() {
+        names.push(name.clone());
+        inputs.push(Input::new(&format!("FILE_{}", i + 2), content.clone()));
+    }
+    inputs.extend([
+        Input::new("STACK", rendered.stack.clone()),
+        Input::new("SHA256", rendered.sha256.clone()),
+        Input::new("RESOLVE_IMAGE", resolve),
+        Input::new("FILE_NAMES", names.join(" ")),
+    ]);
+    inputs
+}
+
+/// Runs a step that reports `changed: ...` lines; records them as cluster changes.
+async fn changed(
+    run: &mut Run,
+    session: &Session,
+    invocation: &commands::Invocation,
+    area: &str,
+) -> Result<()> {
+    let out = session.run(invocation).await?;
+    if !out.success() {
+        return Err(anyhow!(
+            "{}: `{}` failed (exit {}): {}",
+            session.host,
+            invocation.display,
+            out.status,
+            out.tail()
+        ));
+    }
+    for line in out.stdout.lines().filter_map(|l| l.strip_prefix("changed: ")) {
+        run.report.record(&Change::new(CLUSTER, area, line));
+    }
+    Ok(())
+}

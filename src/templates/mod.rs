@@ -1,0 +1,247 @@
+//! Stack templates: the built-in ones under `templates/` (embedded) or a user's own file,
+//! rendered strictly into a compose file plus the files deployed beside it as swarm configs.
+//! Pure: no host is touched, so `clusterup render` and the unit tests use it as is.
+
+mod context;
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde_json::{Map, Value};
+
+use crate::inventory::{Inventory, Secret, SecretSource, Stack, TemplateRef};
+use crate::roles::sha256_hex;
+
+pub use context::routes;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/templates.rs"));
+}
+
+/// A template: the compose source, its default vars, and extra files (name, source).
+pub struct Template {
+    pub name: String,
+    pub stack: String,
+    pub defaults: Map<String, Value>,
+    pub extras: Vec<(String, String)>,
+}
+
+/// A stack rendered for deployment.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub stack: String,
+    pub compose: String,
+    /// Files deployed beside the compose file (as swarm configs): (name, content).
+    pub files: Vec<(String, String)>,
+    /// Digest of everything deployed: a stack is redeployed only when it changes.
+    pub sha256: String,
+}
+
+pub fn builtin_names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = embedded::FILES
+        .iter()
+        .filter(|(p, _)| p.ends_with("/stack.yml.tera"))
+        .filter_map(|(p, _)| p.split('/').next())
+        .collect();
+    names.dedup();
+    names
+}
+
+pub fn builtin(name: &str) -> Option<Template> {
+    let prefix = format!("{name}/");
+    let files: Vec<(&str, &str)> = embedded::FILES
+        .iter()
+        .filter_map(|(p, body)| p.strip_prefix(&prefix).map(|f| (f, *body)))
+        .collect();
+    let stack = files.iter().find(|(f, _)| *f == "stack.yml.tera")?.1.to_string();
+    let defaults = match files.iter().find(|(f, _)| *f == "defaults.yml") {
+        Some((_, text)) => {
+            serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("templates/{name}/defaults.yml: {e}"))
+        }
+        None => Map::new(),
+    };
+    let extras = files
+        .iter()
+        .filter(|(f, _)| *f != "stack.yml.tera" && f.ends_with(".tera"))
+        .map(|(f, body)| (f.trim_end_matches(".tera").to_string(), body.to_string()))
+        .collect();
+    Some(Template {
+        name: name.to_string(),
+        stack,
+        defaults,
+        extras,
+    })
+}
+
+#[cfg(test)]
+/// An example's vars for a built-in template (`example.yml`), for tests and documentation.
+pub fn builtin_example(name: &str) -> Option<Map<String, Value>> {
+    let path = format!("{name}/example.yml");
+    let text = embedded::FILES.iter().find(|(p, _)| *p == path)?.1;
+    serde_saphyr::from_str::<Option<Map<String, Value>>>(text)
+        .ok()
+        .map(Option::unwrap_or_default)
+}
+
+fn load(stack: &Stack) -> Result<Template> {
+    match &stack.template {
+        TemplateRef::Builtin(name) => {
+            builtin(name).ok_or_else(|| anyhow!("unknown built-in template `{name}`"))
+        }
+        TemplateRef::File(path) => {
+            let source = std::fs::read_to_string(path)
+                .with_context(|| format!("reading template {}", path.display()))?;
+            Ok(Template {
+                name: path.display().to_string(),
+                stack: source,
+                defaults: Map::new(),
+                extras: Vec::new(),
+            })
+        }
+    }
+}
+
+/// The swarm name of each inventory secret: content-addressed, so a new value is a new
+/// secret and the services using it roll.
+pub fn secret_names(secrets: &[Secret]) -> Result<BTreeMap<String, String>> {
+    secrets
+        .iter()
+        .map(|s| Ok((s.name.clone(), versioned(&s.name, secret_value(s)?.as_bytes()))))
+        .collect()
+}
+
+pub fn secret_value(secret: &Secret) -> Result<String> {
+    match &secret.source {
+        SecretSource::Env(var) => std::env::var(var).map_err(|_| {
+            anyhow!(
+                "secret `{}`: environment variable {var} is not set (or not UTF-8)",
+                secret.name
+            )
+        }),
+        SecretSource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("secret `{}`: reading {}", secret.name, path.display()))?;
+            Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
+        }
+    }
+}
+
+fn versioned(name: &str, content: &[u8]) -> String {
+    format!("{name}_{}", &sha256_hex(content)[..8])
+}
+
+/// Renders one stack of the inventory.
+pub fn render_stack(inv: &Inventory, stack: &Stack, secrets: &BTreeMap<String, String>) -> Result<Rendered> {
+    let template = load(stack).with_context(|| format!("stack `{}`", stack.name))?;
+    let mut vars = template.defaults.clone();
+    for (k, v) in &stack.vars {
+        vars.insert(k.clone(), v.clone());
+    }
+    let mut ctx = context::build(inv, stack, vars, secrets);
+
+    let mut files = Vec::new();
+    let mut configs = Map::new();
+    for (file, source) in &template.extras {
+        let content = render(&format!("{}/{file}.tera", template.name), source, &ctx)
+            .with_context(|| format!("stack `{}`", stack.name))?;
+        let slug = file.to_ascii_lowercase().replace('.', "-");
+        configs.insert(
+            file.clone(),
+            Value::String(versioned(&format!("{}_{slug}", stack.name), content.as_bytes())),
+        );
+        files.push((file.clone(), content));
+    }
+    ctx.insert("configs".into(), Value::Object(configs));
+
+    let compose = render(
+        &format!("{}/stack.yml.tera", template.name),
+        &template.stack,
+        &ctx,
+    )
+    .with_context(|| format!("stack `{}`", stack.name))?;
+    let parsed: Value = serde_saphyr::from_str(&compose).map_err(|e| {
+        anyhow!(
+            "stack `{}`: the rendered compose file is not valid YAML: {e}",
+            stack.name
+        )
+    })?;
+    let services = parsed.get("services").and_then(Value::as_object);
+    let Some(services) = services else {
+        bail!(
+            "stack `{}`: the rendered compose file has no `services:`",
+            stack.name
+        );
+    };
+    for route in &stack.expose {
+        if !services.contains_key(&route.service) {
+            bail!(
+                "stack `{}` exposes service `{}`, but its template defines only: {}",
+                stack.name,
+                route.service,
+                services.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+
+    let mut digest = compose.clone();
+    for (name, content) in &files {
+        digest.push_str(&format!("\n--- {name}\n{content}"));
+    }
+    Ok(Rendered {
+        stack: stack.name.clone(),
+        sha256: sha256_hex(digest.as_bytes()),
+        compose,
+        files,
+    })
+}
+
+fn render(name: &str, source: &str, ctx: &Map<String, Value>) -> Result<String> {
+    let mut tera = tera::Tera::default();
+    tera.register_filter(
+        "json",
+        |v: tera::Value, _: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
+            serde_json::to_string(&v).map_err(|e| tera::Error::message(e.to_string()))
+        },
+    );
+    tera.add_raw_template(name, source)
+        .map_err(|e| anyhow!("template {name}: {e}"))?;
+    let context = tera::Context::from_serialize(ctx).map_err(|e| anyhow!("template {name}: {e}"))?;
+    let mut text = tera
+        .render(name, &context)
+        .map_err(|e| anyhow!("rendering {name}: {}", error_chain(&e)))?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+/// A rendered stack as `clusterup render` prints it: the compose file, then each file
+/// deployed beside it.
+pub fn describe(rendered: &Rendered) -> String {
+    let mut out = format!(
+        "# --- stack {} (sha256 {})\n{}",
+        rendered.stack,
+        &rendered.sha256[..12],
+        rendered.compose
+    );
+    for (name, content) in &rendered.files {
+        out.push_str(&format!(
+            "# --- stack {}: file {name}, deployed as a swarm config\n{content}",
+            rendered.stack
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::*;
+use crate::inventory::Inventory;
+
+/// The Compose v3.9 schema `docker stack deploy` (Docker 20.10) checks stack files against,
+/// from the project's shared reference data beside the repository.
+fn compose_schema() -> jsonschema::Validator {
+    let path = std::env::var_os("CLUSTERUP_COMPOSE_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/compose-v3.9.schema.json")
+        });
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the Compose schema is needed at {} ({e}); set CLUSTERUP_COMPOSE_SCHEMA",
+            path.display()
+        )
+    });
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+fn parsed(rendered: &Rendered) -> Value {
+    serde_saphyr::from_str(&rendered.compose).unwrap()
+}
+
+fn assert_valid_compose(name: &str, compose: &Value) {
+    let validator = compose_schema();
+    let errors: Vec<String> = validator
+        .iter_errors(compose)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{name}: not a valid Compose 3.9 file:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// An inventory with every built-in template as a stack, routes to two of them, and the
+/// secrets the templates use.
+fn inventory(stacks: &str) -> Inventory {
+    let text = format!(
+        "cluster: {{name: t}}\nhosts:\n  - {{name: m1, address: 10.0.0.1, roles: [manager]}}\n\
+         networks:\n  - {{name: reverse-proxy}}\n  - {{name: database, encrypted: true}}\n  - {{name: object-store}}\n  - {{name: memory-store}}\n\
+         stacks:\n{stacks}"
+    );
+    Inventory::from_text(Path::new("/inv/t.yml"), &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn secrets() -> BTreeMap<String, String> {
+    [
+        "postgres_password",
+        "redis_password",
+        "minio_root_password",
+        "traefik_dashboard_users",
+        "shinyproxy_client_secret",
+        "openid_client_secret",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), format!("{n}_0123abcd")))
+    .collect()
+}
+
+fn stack_line(name: &str) -> String {
+    let vars = builtin_example(name).unwrap_or_default();
+    let vars = serde_json::to_string(&vars).unwrap();
+    format!("  - {{name: {name}, template: {name}, vars: {vars}}}\n")
+}
+
+#[test]
+fn every_builtin_renders_a_valid_compose_file_with_its_example() {
+    let names = builtin_names();
+    for expected in ["caddy", "whoami"] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    let mut stacks: String = names.iter().map(|n| stack_line(n)).collect();
+    stacks.push_str("  - {name: app, template: whoami, expose: [{service: web, host: app.example.com, port: 80}, {service: web, host: whoami.lab.test, port: 80, sticky: true}]}\n");
+    let inv = inventory(&stacks);
+    for stack in &inv.stacks {
+        let rendered = render_stack(&inv, stack, &secrets()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_valid_compose(&stack.name, &parsed(&rendered));
+        assert!(
+            rendered.compose.contains("version: \"3.8\""),
+            "{}: pin the compose version",
+            stack.name
+        );
+        for (file, content) in &rendered.files {
+            assert!(
+                !content.trim().is_empty(),
+                "{}: {file} rendered empty",
+                stack.name
+            );
+        }
+    }
+}
+
+#[test]
+fn caddy_routes_every_exposed_host_with_internal_tls_where_no_public_cert_exists() {
+    let inv = inventory(
+        "  - {name: proxy, template: caddy, vars: {email: ops@example.com, endpoint_mode: dnsrr}}\n  \
+         - {name: app, template: whoami, networks: [database], expose: [{service: web, host: app.example.com, port: 8080}, {service: web, host: whoami.lab.test, port: 8080}]}\n",
+    );
+    let proxy = render_stack(&inv, &inv.stacks[0], &secrets()).unwrap();
+    let (_, caddyfile) = proxy
+        .files
+        .iter()
+        .find(|(f, _)| f == "Caddyfile")
+        .expect("a Caddyfile");
+    assert!(caddyfile.contains("email ops@example.com"), "{caddyfile}");
+    assert!(
+        caddyfile.contains("app.example.com {\n\treverse_proxy app_web:8080\n}"),
+        "{caddyfile}"
+    );
+    assert!(
+        caddyfile.contains("whoami.lab.test {\n\ttls internal\n\treverse_proxy app_web:8080\n}"),
+        "{caddyfile}"
+    );
+    let proxy_compose = parsed(&proxy);
+    let caddy = &proxy_compose["services"]["caddy"];
+    assert_eq!(caddy["deploy"]["endpoint_mode"], "dnsrr");
+    assert_eq!(caddy["ports"][0]["mode"], "host");
+    assert_eq!(caddy["ports"][1]["published"], 443);
+    let config_name = proxy_compose["configs"]["caddyfile"]["name"].as_str().unwrap();
+    assert!(config_name.starts_with("proxy_caddyfile_") && config_name.len() == "proxy_caddyfile_".len() + 8);
+
+    // The app joins its own network and, because it is exposed, the proxy's.
+    let app = render_stack(&inv, &inv.stacks[1], &secrets()).unwrap();
+    let app_compose = parsed(&app);
+    let networks: Vec<&str> = app_compose["services"]["web"]["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(networks, ["database", "reverse-proxy"]);
+    assert_eq!(app_compose["networks"]["reverse-proxy"]["external"], true);
+}
+
+#[test]
+fn a_changed_var_changes_the_digest_and_only_that_stacks() {
+    let a = inventory(
+        "  - {name: app, template: whoami, vars: {replicas: 2}}\n  - {name: other, template: whoami}\n",
+    );
+    let b = inventory(
+        "  - {name: app, template: whoami, vars: {replicas: 3}}\n  - {name: other, template: whoami}\n",
+    );
+    let digest = |inv: &Inventory, i: usize| render_stack(inv, &inv.stacks[i], &secrets()).unwrap().sha256;
+    assert_ne!(digest(&a, 0), digest(&b, 0));
+    assert_eq!(digest(&a, 1), digest(&b, 1));
+    assert_eq!(digest(&a, 0), digest(&a, 0), "rendering is deterministic");
+}
+
+#[test]
+fn undefined_variables_and_missing_services_are_errors() {
+    let dir = std::env::temp_dir().join(format!("clusterup-tpl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("bad.yml.tera"),
+        "version: \"3.8\"\nservices:\n  web:\n    image: {{ vars.image }}\n",
+    )
+    .unwrap();
+    let text = "cluster: {name: t}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager]}\n\
+                networks: [{name: reverse-proxy}]\n\
+                stacks:\n  - {name: bad, template: ./bad.yml.tera}\n  - {name: nosvc, template: whoami, expose: [{service: api, host: a.example.com, port: 80}]}\n";
+    let inv = Inventory::from_text(&dir.join("inv.yml"), text).unwrap();
+    let err = format!(
+        "{:#}",
+        render_stack(&inv, &inv.stacks[0], &secrets()).unwrap_err()
+    );
+    assert!(err.contains("stack `bad`") && err.contains("image"), "{err}");
+    let err = format!(
+        "{:#}",
+        render_stack(&inv, &inv.stacks[1], &secrets()).unwrap_err()
+    );
+    assert!(
+        err.contains("exposes service `api`") && err.contains("web"),
+        "{err}"
+    );
+}
+
+#[test]
+fn secrets_get_content_addressed_names() {
+    let dir = std::env::temp_dir().join(format!("clusterup-sec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pw"), "hunter2\n").unwrap();
+    let text = "cluster: {name: t}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager]}\nsecrets:\n  - {name: pg, file: ./pw}\n";
+    let inv = Inventory::from_text(&dir.join("inv.yml"), text).unwrap();
+    let names = secret_names(&inv.secrets).unwrap();
+    assert_eq!(names["pg"], format!("pg_{}", &sha256_hex(b"hunter2")[..8]));
+    assert_eq!(secret_value(&inv.secrets[0]).unwrap(), "hunter2");
+}
