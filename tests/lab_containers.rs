@@ -1,104 +1,12 @@
 //! End-to-end tests on the container lab: real sshd, real Docker engines, a real swarm.
 //! They need the lab (`vm-tests/run containers` starts it), so plain `cargo test` skips them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{clusterup, json, lab, lab_dir, on, with_agent};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn lab_dir() -> PathBuf {
-    std::env::var_os("CLUSTERUP_LAB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/var/tmp/clusterup-lab".into())
-}
-
-fn lab(args: &[&str]) -> String {
-    let out = Command::new(repo().join("vm-tests/lab"))
-        .args(args)
-        .output()
-        .expect("run vm-tests/lab");
-    assert!(
-        out.status.success(),
-        "vm-tests/lab {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs a command on a lab machine through docker, independently of clusterup.
-fn on(machine: &str, script: &str) -> String {
-    lab(&["exec", machine, "sh", "-c", script])
-}
-
-fn clusterup(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_clusterup"))
-        .args(args)
-        .arg("--log")
-        .arg(lab_dir().join("clusterup-test.log"))
-        .output()
-        .expect("run clusterup");
-    eprintln!(
-        "$ clusterup {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Runs clusterup with only an ssh-agent holding the lab key (and a HOME without keys).
-fn with_agent(args: &[&str]) -> Output {
-    let dir = lab_dir().join("agent");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("sock");
-    let mut agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&sock)
-        .spawn()
-        .expect("start ssh-agent");
-    for _ in 0..50 {
-        if sock.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let added = Command::new("ssh-add")
-        .arg(lab_dir().join("id_ed25519"))
-        .env("SSH_AUTH_SOCK", &sock)
-        .output()
-        .unwrap();
-    assert!(
-        added.status.success(),
-        "ssh-add: {}",
-        String::from_utf8_lossy(&added.stderr)
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_clusterup"))
-        .args(args)
-        .arg("--log")
-        .arg(lab_dir().join("clusterup-test.log"))
-        .env("SSH_AUTH_SOCK", &sock)
-        .env("HOME", &dir)
-        .output()
-        .expect("run clusterup");
-    let _ = agent.kill();
-    let _ = agent.wait();
-    eprintln!(
-        "$ clusterup {} (ssh-agent)\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 fn write_inventory(name: &str, hosts: &[(&str, &str, &str)]) -> PathBuf {
     let mut text = String::from(

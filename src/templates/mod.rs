@@ -197,9 +197,14 @@ pub fn render_stack(inv: &Inventory, stack: &Stack, secrets: &BTreeMap<String, S
 
 fn render(name: &str, source: &str, ctx: &Map<String, Value>) -> Result<String> {
     let mut tera = tera::Tera::default();
+    // `json` writes a value as JSON, a valid quoted YAML scalar. Strict like printing: an
+    // undefined value is an error, not `null`.
     tera.register_filter(
         "json",
         |v: tera::Value, _: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
+            if v.is_undefined() {
+                return Err(tera::Error::message("the value given to `json` is undefined"));
+            }
             serde_json::to_string(&v).map_err(|e| tera::Error::message(e.to_string()))
         },
     );

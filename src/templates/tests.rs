@@ -74,9 +74,17 @@ fn stack_line(name: &str) -> String {
 #[test]
 fn every_builtin_renders_a_valid_compose_file_with_its_example() {
     let names = builtin_names();
-    for expected in ["caddy", "whoami"] {
-        assert!(names.contains(&expected), "{names:?}");
-    }
+    let mut on_disk: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    assert_eq!(
+        names, on_disk,
+        "every folder of templates/ is a built-in template"
+    );
     let mut stacks: String = names.iter().map(|n| stack_line(n)).collect();
     stacks.push_str("  - {name: app, template: whoami, expose: [{service: web, host: app.example.com, port: 80}, {service: web, host: whoami.lab.test, port: 80, sticky: true}]}\n");
     let inv = inventory(&stacks);
@@ -180,6 +188,19 @@ fn undefined_variables_and_missing_services_are_errors() {
         err.contains("exposes service `api`") && err.contains("web"),
         "{err}"
     );
+
+    std::fs::write(
+        dir.join("json.yml.tera"),
+        "version: \"3.8\"\nservices:\n  web:\n    image: {{ vars.nope | json }}\n",
+    )
+    .unwrap();
+    let text = "cluster: {name: t}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager]}\nstacks:\n  - {name: j, template: ./json.yml.tera}\n";
+    let inv = Inventory::from_text(&dir.join("inv2.yml"), text).unwrap();
+    let err = format!(
+        "{:#}",
+        render_stack(&inv, &inv.stacks[0], &secrets()).unwrap_err()
+    );
+    assert!(err.contains("undefined"), "{err}");
 }
 
 #[test]

@@ -1,0 +1,234 @@
+//! End-to-end tests of networks and stacks on the container lab: images preloaded by
+//! clusterup, the caddy proxy in front of an app over the proxy network, postgres on its own
+//! network, isolation between them, and re-runs that deploy only what changed.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{clusterup_with_env, json, lab, lab_dir, on};
+use serde_json::Value;
+
+const PASSWORD: &str = "s3cret-lab-password";
+
+fn inventory(app_replicas: u32) -> PathBuf {
+    let addr = |m: &str| lab(&["addr", m]).trim().to_string();
+    let images = lab_dir().join("images");
+    let text = format!(
+        r#"cluster: {{name: lab}}
+ssh: {{user: admin, identity_file: id_ed25519, known_hosts: known_hosts, host_key_policy: accept-new}}
+hosts:
+  - {{name: m1, address: {m1}, roles: [manager]}}
+  - {{name: w1, address: {w1}, roles: [worker], labels: {{proxy: true}}}}
+  - {{name: w2, address: {w2}, roles: [worker]}}
+networks:
+  - name: reverse-proxy
+  - {{name: database, encrypted: true}}
+secrets:
+  - {{name: postgres_password, env: LAB_PG_PASSWORD}}
+images:
+  resolve: never
+  preload: [{images}/caddy.tar, {images}/app.tar, {images}/postgres.tar]
+stacks:
+  - name: proxy
+    template: caddy
+    vars: {{image: "clusterup-lab/caddy:lab", endpoint_mode: dnsrr, placement_label: proxy}}
+  - name: whoami
+    template: whoami
+    vars: {{image: "clusterup-lab/app:lab", replicas: {app_replicas}, endpoint_mode: dnsrr}}
+    expose: [{{service: web, host: whoami.lab.test, port: 8080}}]
+  - name: db
+    template: postgres
+    vars: {{image: "clusterup-lab/postgres:lab", endpoint_mode: dnsrr, user: app, db: app}}
+    networks: [database]
+"#,
+        m1 = addr("m1"),
+        w1 = addr("w1"),
+        w2 = addr("w2"),
+        images = images.display(),
+    );
+    let path = lab_dir().join("stacks.yml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn init(inv: &PathBuf) -> Value {
+    let out = clusterup_with_env(
+        &[
+            "init",
+            "-i",
+            inv.to_str().unwrap(),
+            "--json",
+            "--converge-timeout",
+            "240",
+        ],
+        &[("LAB_PG_PASSWORD", PASSWORD)],
+    );
+    let report = json(&out);
+    assert!(out.status.success(), "init failed: {report}");
+    report
+}
+
+fn cluster_changes(report: &Value) -> Vec<String> {
+    report["cluster"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The creation time of the swarm config holding a stack's deployed digest.
+fn deployed_at(stack: &str) -> String {
+    on(
+        "m1",
+        &format!("docker config inspect --format '{{{{.CreatedAt}}}}' clusterup-stack-{stack}"),
+    )
+}
+
+fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+#[ignore = "needs the container lab: vm-tests/run containers"]
+fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
+    lab(&["images"]);
+    lab(&["up", "m1", "w1", "w2"]);
+    let inv = inventory(2);
+
+    // 1. Everything from nothing: engine, swarm, images, networks, secret, three stacks.
+    let report = init(&inv);
+    let changes = cluster_changes(&report);
+    for expected in [
+        "network: created network reverse-proxy",
+        "network: created network database",
+        "stack: deployed stack proxy",
+        "stack: deployed stack whoami",
+        "stack: deployed stack db",
+    ] {
+        assert!(
+            changes.iter().any(|c| c == expected),
+            "missing `{expected}` in {changes:?}"
+        );
+    }
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.starts_with("secret: created secret postgres_password_")),
+        "{changes:?}"
+    );
+    let w2 = report["hosts"]["w2"]["changes"].to_string();
+    assert!(w2.contains("images: loaded postgres.tar"), "{w2}");
+    let networks = on(
+        "m1",
+        "docker network inspect --format '{{.Name}} {{.Options}}' database reverse-proxy",
+    );
+    let database = networks
+        .lines()
+        .find(|l| l.starts_with("database "))
+        .unwrap_or_default();
+    assert!(
+        database.contains("mtu:1450") && database.contains("encrypted:"),
+        "{networks}"
+    );
+    let proxy_net = networks
+        .lines()
+        .find(|l| l.starts_with("reverse-proxy "))
+        .unwrap_or_default();
+    assert!(
+        proxy_net.contains("mtu:1450") && !proxy_net.contains("encrypted"),
+        "{networks}"
+    );
+
+    // 2. The proxy on w1 answers for the route, from the app, over the proxy network.
+    let w1 = lab(&["addr", "w1"]).trim().to_string();
+    let resolve = format!("whoami.lab.test:443:{w1}");
+    let (ok, body) = curl(&["-k", "--resolve", &resolve, "https://whoami.lab.test/"]);
+    assert!(
+        ok && body.contains("clusterup-lab-app"),
+        "HTTPS through the proxy: {body}"
+    );
+    let (ok, headers) = curl(&["-I", "-H", "Host: whoami.lab.test", &format!("http://{w1}/")]);
+    assert!(
+        ok && headers.contains("308"),
+        "HTTP should redirect to HTTPS: {headers}"
+    );
+
+    // 3. Isolation: the database network reaches postgres; the proxy's network does not.
+    let reach = |network: &str| {
+        on(
+            "m1",
+            &format!(
+                "docker run --rm --network {network} clusterup-lab/postgres:lab pg_isready -h db_postgres -t 5 >/dev/null 2>&1 && echo yes || echo no"
+            ),
+        )
+    };
+    assert_eq!(
+        reach("database").trim(),
+        "yes",
+        "a container on `database` should reach postgres"
+    );
+    assert_eq!(
+        reach("reverse-proxy").trim(),
+        "no",
+        "a container on the proxy's network must not reach postgres"
+    );
+    let from_proxy = on(
+        "w1",
+        "c=$(docker ps -q -f name=proxy_caddy); docker exec $c busybox nc -w 3 db_postgres 5432 </dev/null >/dev/null 2>&1 && echo yes || echo no",
+    );
+    assert_eq!(
+        from_proxy.trim(),
+        "no",
+        "the proxy itself must not reach postgres"
+    );
+
+    // 4. A re-run changes nothing and redeploys nothing.
+    let before: Vec<String> = ["proxy", "whoami", "db"].iter().map(|s| deployed_at(s)).collect();
+    let report = init(&inv);
+    assert_eq!(report["changed"], 0, "{report}");
+    let after: Vec<String> = ["proxy", "whoami", "db"].iter().map(|s| deployed_at(s)).collect();
+    assert_eq!(before, after, "a no-op run redeployed a stack");
+
+    // 5. One stack's var changes: only that stack is redeployed.
+    let inv = inventory(3);
+    let report = init(&inv);
+    assert_eq!(
+        cluster_changes(&report),
+        ["stack: deployed stack whoami"],
+        "{report}"
+    );
+    assert_eq!(deployed_at("proxy"), before[0]);
+    assert_eq!(deployed_at("db"), before[2]);
+    let replicas = on(
+        "m1",
+        "docker service ls --filter name=whoami_web --format '{{.Replicas}}'",
+    );
+    assert_eq!(replicas.trim(), "3/3");
+
+    // 6. Status lists the stacks and the route; no secret anywhere in output or log.
+    let out = clusterup_with_env(&["status", "-i", inv.to_str().unwrap(), "--json"], &[]);
+    let status = json(&out);
+    let services = status["services"].to_string();
+    assert!(
+        services.contains("whoami_web") && services.contains("db_postgres"),
+        "{services}"
+    );
+    assert!(
+        status["routes"].to_string().contains("whoami.lab.test"),
+        "{status}"
+    );
+    let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
+    assert!(!log.contains(PASSWORD), "the secret leaked into the log");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
+}
