@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{clusterup_with_env, json, lab, lab_dir, on};
@@ -53,7 +53,7 @@ stacks:
     path
 }
 
-fn init(inv: &PathBuf) -> Value {
+fn init(inv: &Path) -> Value {
     let out = clusterup_with_env(
         &[
             "init",
