@@ -231,4 +231,34 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
     let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
     assert!(!log.contains(PASSWORD), "the secret leaked into the log");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
+
+    // 7. A stack that cannot start fails the run, naming the task's error.
+    let broken = lab_dir().join("broken.yml");
+    let text = std::fs::read_to_string(&inv).unwrap()
+        + "  - {name: broken, template: whoami, vars: {image: \"clusterup-lab/missing:1\", endpoint_mode: dnsrr, replicas: 1}}\n";
+    std::fs::write(&broken, text).unwrap();
+    let out = clusterup_with_env(
+        &[
+            "init",
+            "-i",
+            broken.to_str().unwrap(),
+            "--json",
+            "--converge-timeout",
+            "20",
+        ],
+        &[("LAB_PG_PASSWORD", PASSWORD)],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a stack that never runs must fail the run"
+    );
+    let error = json(&out)["cluster"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("stack broken") && error.contains("No such image"),
+        "{error}"
+    );
 }

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::inventory::{SecretSource, TemplateRef};
 
 const GOOD: &str = "\
 cluster: {name: homelab}
@@ -155,4 +156,80 @@ fn shipped_examples_load() {
     .unwrap();
     assert_eq!(homelab.host("nas").unwrap().ssh.user, "root");
     assert!(homelab.nfs.is_some());
+}
+
+const SERVICES: &str = "cluster: {name: x}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager]}\n";
+
+#[test]
+fn networks_stacks_and_secrets_resolve() {
+    let text = format!(
+        "{SERVICES}networks:\n  - {{name: reverse-proxy}}\n  - {{name: database, encrypted: true, mtu: 1400}}\n\
+         secrets:\n  - {{name: pg, env: PG_PASSWORD}}\n\
+         stacks:\n  - {{name: proxy, template: caddy, vars: {{email: a@example.com}}}}\n  \
+         - {{name: app, template: whoami, networks: [database], expose: [{{service: web, host: app.example.com, port: 80}}]}}\n"
+    );
+    let inv = load(&text).unwrap();
+    assert_eq!(
+        inv.networks[1],
+        Network {
+            name: "database".into(),
+            encrypted: true,
+            mtu: Some(1400)
+        }
+    );
+    assert_eq!(inv.stacks[0].template, TemplateRef::Builtin("caddy".into()));
+    // Exposing services joins the proxy's network without saying so.
+    assert_eq!(inv.stacks[1].networks, ["database", "reverse-proxy"]);
+    assert_eq!(inv.secrets[0].source, SecretSource::Env("PG_PASSWORD".into()));
+    assert_eq!(inv.images.resolve, "always");
+}
+
+#[test]
+fn service_mistakes_name_their_line() {
+    let cases = [
+        (
+            "stacks:\n  - {name: a, template: nginx}\n",
+            5,
+            "unknown template `nginx`",
+        ),
+        (
+            "stacks:\n  - {name: a, template: ./missing.yml.tera}\n",
+            5,
+            "does not exist",
+        ),
+        (
+            "networks: [{name: db}]\nstacks:\n  - {name: a, template: whoami, networks: [dbx]}\n",
+            6,
+            "not declared under `networks:`",
+        ),
+        (
+            "stacks:\n  - {name: a, template: whoami, expose: [{service: web, host: a.example.com, port: 80}]}\n",
+            5,
+            "`reverse-proxy` must be declared",
+        ),
+        ("networks: [{name: db}, {name: db}]\n", 4, "declared twice"),
+        ("networks: [{name: db, mtu: 100000}]\n", 4, "outside 576-9216"),
+        ("secrets:\n  - {name: s}\n", 5, "exactly one of `env:`"),
+        (
+            "secrets:\n  - {name: s, env: A, file: ./b}\n",
+            5,
+            "exactly one of `env:`",
+        ),
+        (
+            "stacks:\n  - {name: Bad_Name, template: whoami}\n",
+            5,
+            "stack name `Bad_Name`",
+        ),
+        ("images: {preload: [./nope.tar]}\n", 4, "image archive"),
+        ("images: {resolve: sometimes}\n", 4, "sometimes"),
+    ];
+    for (extra, line, message) in cases {
+        let errors = load(&format!("{SERVICES}{extra}")).expect_err(extra).0;
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.line == Some(line) && e.message.contains(message)),
+            "{extra}: want line {line} `{message}`, got {errors:?}"
+        );
+    }
 }

@@ -214,3 +214,19 @@ fn secrets_get_content_addressed_names() {
     assert_eq!(names["pg"], format!("pg_{}", &sha256_hex(b"hunter2")[..8]));
     assert_eq!(secret_value(&inv.secrets[0]).unwrap(), "hunter2");
 }
+
+#[test]
+fn the_homelab_example_renders_every_stack() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let key = std::env::temp_dir().join(format!("clusterup-homelab-key-{}", std::process::id()));
+    std::fs::write(&key, "x").unwrap();
+    let text = std::fs::read_to_string(root.join("inventories/homelab.yml"))
+        .unwrap()
+        .replace("~/.ssh/id_ed25519", key.to_str().unwrap());
+    let inv = Inventory::from_text(&root.join("inventories/homelab.yml"), &text).unwrap();
+    assert_eq!(inv.stacks.len(), 4);
+    for stack in &inv.stacks {
+        let rendered = render_stack(&inv, stack, &secrets()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_valid_compose(&stack.name, &parsed(&rendered));
+    }
+}
