@@ -1,20 +1,8 @@
-//! clusterup: from an inventory of hosts to a Docker Swarm cluster, over SSH.
-//!
-//! inventory (what the user wants) -> connection (SSH to each host) -> facts (what each host
-//! is) -> plan (the difference) -> apply (the phases that remove it).
+//! The `clusterup` command: argument parsing, output and exit statuses around the library.
 
-mod apply;
 mod cli;
-mod commands;
-mod connection;
-mod facts;
-mod images;
-mod inventory;
-mod plan;
-mod report;
-mod roles;
-mod status;
-mod templates;
+
+use clusterup::{apply, inventory, report, status, templates};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
