@@ -7,25 +7,15 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
     println!("cargo:rerun-if-changed=templates");
     let mut files = Vec::new();
-    let mut dirs: Vec<_> = std::fs::read_dir(&root)
-        .expect("templates/")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut dirs: Vec<_> =
+        std::fs::read_dir(&root).expect("templates/").flatten().map(|e| e.path()).collect();
     dirs.sort();
     for dir in dirs.iter().filter(|d| d.is_dir()) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .expect("template folder")
-            .flatten()
-            .map(|e| e.path())
-            .collect();
+        let mut entries: Vec<_> =
+            std::fs::read_dir(dir).expect("template folder").flatten().map(|e| e.path()).collect();
         entries.sort();
         for file in entries.iter().filter(|f| f.is_file()) {
-            let relative = file
-                .strip_prefix(&root)
-                .expect("under templates/")
-                .to_string_lossy()
-                .into_owned();
+            let relative = file.strip_prefix(&root).expect("under templates/").to_string_lossy().into_owned();
             files.push((relative, file.display().to_string()));
         }
     }

@@ -30,9 +30,7 @@ pub fn images_in_archive(path: &Path) -> Result<Vec<String>> {
 fn read_tar_member(reader: &mut impl Read, wanted: &str) -> Result<Vec<u8>> {
     let mut header = [0u8; 512];
     loop {
-        reader
-            .read_exact(&mut header)
-            .map_err(|_| anyhow!("no {wanted} in the archive"))?;
+        reader.read_exact(&mut header).map_err(|_| anyhow!("no {wanted} in the archive"))?;
         if header.iter().all(|b| *b == 0) {
             bail!("no {wanted} in the archive");
         }

@@ -123,10 +123,7 @@ async fn converge(
     apply_changes: bool,
 ) -> Option<usize> {
     let inv = load(&target.inventory)?;
-    let log = Arc::new(RunLog::open(
-        &log_path(log, &inv),
-        &format!("{command} -i {}", inv.path.display()),
-    ));
+    let log = Arc::new(RunLog::open(&log_path(log, &inv), &format!("{command} -i {}", inv.path.display())));
     let run = apply::Run::new(inv, options, log.clone(), command);
     let report = apply::converge(run, apply_changes).await;
     if target.json {
@@ -146,11 +143,7 @@ fn render(inv: &Inventory, only: Option<&str>) -> anyhow::Result<String> {
         && !inv.stacks.iter().any(|s| s.name == name)
     {
         let names: Vec<&str> = inv.stacks.iter().map(|s| s.name.as_str()).collect();
-        anyhow::bail!(
-            "no stack `{name}` in {}; its stacks: {}",
-            inv.path.display(),
-            names.join(", ")
-        );
+        anyhow::bail!("no stack `{name}` in {}; its stacks: {}", inv.path.display(), names.join(", "));
     }
     let secrets = templates::secret_names(&inv.secrets)?;
     let mut out = String::new();

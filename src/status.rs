@@ -66,73 +66,48 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
         session.close().await;
         match (nodes, objects) {
             (Ok(nodes), Ok((networks, services))) => {
-                let mut rows: Vec<NodeRow> = nodes
-                    .into_iter()
-                    .map(|n| NodeRow {
-                        hostname: n.description.hostname,
-                        id: n.id,
-                        role: n.spec.role,
-                        state: n.status.state,
-                        availability: n.spec.availability,
-                        manager_status: n
-                            .manager_status
-                            .map(|m| {
-                                if m.leader {
-                                    "Leader".to_string()
-                                } else {
-                                    capitalise(&m.reachability)
-                                }
-                            })
-                            .unwrap_or_default(),
-                        engine_version: n.description.engine.engine_version,
-                        address: n.status.addr,
-                        labels: n.spec.labels,
-                    })
-                    .collect();
+                let mut rows: Vec<NodeRow> =
+                    nodes
+                        .into_iter()
+                        .map(|n| NodeRow {
+                            hostname: n.description.hostname,
+                            id: n.id,
+                            role: n.spec.role,
+                            state: n.status.state,
+                            availability: n.spec.availability,
+                            manager_status: n
+                                .manager_status
+                                .map(|m| {
+                                    if m.leader { "Leader".to_string() } else { capitalise(&m.reachability) }
+                                })
+                                .unwrap_or_default(),
+                            engine_version: n.description.engine.engine_version,
+                            address: n.status.addr,
+                            labels: n.spec.labels,
+                        })
+                        .collect();
                 rows.sort_by(|a, b| a.hostname.cmp(&b.hostname));
                 let routes = crate::templates::routes(inv)
                     .into_iter()
                     .map(|r| {
-                        let scheme = if r.internal_tls {
-                            "https (internal CA)"
-                        } else {
-                            "https"
-                        };
-                        (
-                            format!("{scheme}://{}", r.host),
-                            format!("{}:{}", r.upstream, r.port),
-                        )
+                        let scheme = if r.internal_tls { "https (internal CA)" } else { "https" };
+                        (format!("{scheme}://{}", r.host), format!("{}:{}", r.upstream, r.port))
                     })
                     .collect();
-                return Ok(Status {
-                    via: host.name.clone(),
-                    nodes: rows,
-                    networks,
-                    services,
-                    routes,
-                });
+                return Ok(Status { via: host.name.clone(), nodes: rows, networks, services, routes });
             }
             (Err(e), _) | (_, Err(e)) => errors.push(format!("{e:#}")),
         }
     }
-    Err(anyhow!(
-        "no manager of the inventory could list the swarm:\n  {}",
-        errors.join("\n  ")
-    ))
+    Err(anyhow!("no manager of the inventory could list the swarm:\n  {}", errors.join("\n  ")))
 }
 
 /// The overlay networks (not Docker's own `ingress`) and every stack's services.
 async fn cluster_objects(session: &crate::connection::Session) -> Result<(Vec<NetworkRow>, Vec<ServiceRow>)> {
     let role = crate::roles::role("stacks");
-    let out = session
-        .run(&crate::commands::script(&role.step("observe"), &[], session.sudo))
-        .await?;
+    let out = session.run(&crate::commands::script(&role.step("observe"), &[], session.sudo)).await?;
     if !out.success() {
-        return Err(anyhow!(
-            "{}: reading networks failed: {}",
-            session.host,
-            out.tail()
-        ));
+        return Err(anyhow!("{}: reading networks failed: {}", session.host, out.tail()));
     }
     let observed =
         crate::plan::services::Observed::parse(&out.stdout).map_err(|e| anyhow!("{}: {e}", session.host))?;
@@ -153,19 +128,9 @@ async fn cluster_objects(session: &crate::connection::Session) -> Result<(Vec<Ne
             }
         })
         .collect();
-    let out = session
-        .run(&crate::commands::script(
-            &role.step("services"),
-            &[],
-            session.sudo,
-        ))
-        .await?;
+    let out = session.run(&crate::commands::script(&role.step("services"), &[], session.sudo)).await?;
     if !out.success() {
-        return Err(anyhow!(
-            "{}: listing services failed: {}",
-            session.host,
-            out.tail()
-        ));
+        return Err(anyhow!("{}: listing services failed: {}", session.host, out.tail()));
     }
     let services = out
         .stdout
@@ -185,9 +150,7 @@ async fn cluster_objects(session: &crate::connection::Session) -> Result<(Vec<Ne
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 pub fn print_human(status: &Status) {

@@ -35,12 +35,7 @@ fn nodes() -> Vec<(String, String, String, String)> {
         .lines()
         .map(|l| {
             let parts: Vec<&str> = l.splitn(4, ' ').collect();
-            (
-                parts[0].to_string(),
-                parts[1].to_string(),
-                parts[2].to_string(),
-                parts[3].to_string(),
-            )
+            (parts[0].to_string(), parts[1].to_string(), parts[2].to_string(), parts[3].to_string())
         })
         .collect();
     rows.sort();
@@ -67,11 +62,7 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     lab(&["up", "m1", "w1", "w2"]);
     let three = write_inventory(
         "three.yml",
-        &[
-            ("m1", "manager", "zone: a"),
-            ("w1", "worker", "zone: b"),
-            ("w2", "worker", "zone: b, disk: ssd"),
-        ],
+        &[("m1", "manager", "zone: a"), ("w1", "worker", "zone: b"), ("w2", "worker", "zone: b, disk: ssd")],
     );
 
     // 1. Fresh machines: Docker installed, swarm formed, labels applied.
@@ -86,10 +77,7 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     assert_eq!(rows[0].0, "m1");
     assert_eq!(rows[0].2, "reachable");
     assert!(rows[0].3.contains(r#""zone":"a""#), "{rows:?}");
-    assert!(
-        rows[2].3.contains(r#""disk":"ssd""#) && rows[2].3.contains(r#""zone":"b""#),
-        "{rows:?}"
-    );
+    assert!(rows[2].3.contains(r#""disk":"ssd""#) && rows[2].3.contains(r#""zone":"b""#), "{rows:?}");
     // The SSH user got socket access, and daemon.json is what the role renders.
     assert!(on("w1", "id -nG admin").split_whitespace().any(|g| g == "docker"));
     let daemon: Value = serde_json::from_str(&on("w1", "cat /etc/docker/daemon.json")).unwrap();
@@ -100,11 +88,7 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     let out = clusterup(&["init", "-i", inv(&three), "--json"]);
     assert!(out.status.success());
     assert_eq!(json(&out)["changed"], 0, "second init changed something");
-    assert_eq!(
-        on("m1", "stat -c %Y /etc/docker/daemon.json"),
-        mtime_before,
-        "daemon.json was rewritten"
-    );
+    assert_eq!(on("m1", "stat -c %Y /etc/docker/daemon.json"), mtime_before, "daemon.json was rewritten");
     let out = clusterup(&["plan", "-i", inv(&three), "--exit-code"]);
     assert_eq!(out.status.code(), Some(0), "plan --exit-code saw pending changes");
 
@@ -139,28 +123,16 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
 
     // 4. Through a bastion (m1, as root), with the key from ssh-agent instead of a file.
     let bastion = lab_dir().join("bastion.yml");
-    let text = std::fs::read_to_string(&six)
-        .unwrap()
-        .replace("  identity_file: id_ed25519\n", "")
-        .replace(
-            "  host_key_policy: accept-new\n",
-            &format!(
-                "  host_key_policy: accept-new\n  bastion: root@{}\n",
-                lab(&["addr", "m1"]).trim()
-            ),
-        );
+    let text = std::fs::read_to_string(&six).unwrap().replace("  identity_file: id_ed25519\n", "").replace(
+        "  host_key_policy: accept-new\n",
+        &format!("  host_key_policy: accept-new\n  bastion: root@{}\n", lab(&["addr", "m1"]).trim()),
+    );
     std::fs::write(&bastion, text).unwrap();
     let out = with_agent(&["plan", "-i", inv(&bastion), "--json"]);
-    assert!(
-        out.status.success(),
-        "plan through the bastion with ssh-agent failed"
-    );
+    assert!(out.status.success(), "plan through the bastion with ssh-agent failed");
     assert_eq!(json(&out)["changed"], 0);
     let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
-    assert!(
-        log.contains("[w3] connected as admin"),
-        "w3 not reached through the bastion"
-    );
+    assert!(log.contains("[w3] connected as admin"), "w3 not reached through the bastion");
 
     // 5. A machine re-created in place (new host key) is refused, naming both fingerprints;
     //    the other hosts are checked as usual.
@@ -178,9 +150,6 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
 
     // 6. The run log holds every command and no join token.
     let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
-    assert!(
-        log.contains("swarm/join.sh (JOIN_TOKEN=<secret>"),
-        "join not logged"
-    );
+    assert!(log.contains("swarm/join.sh (JOIN_TOKEN=<secret>"), "join not logged");
     assert!(!log.contains("SWMTKN"), "a join token leaked into the log");
 }

@@ -55,14 +55,7 @@ stacks:
 
 fn init(inv: &Path) -> Value {
     let out = clusterup_with_env(
-        &[
-            "init",
-            "-i",
-            inv.to_str().unwrap(),
-            "--json",
-            "--converge-timeout",
-            "240",
-        ],
+        &["init", "-i", inv.to_str().unwrap(), "--json", "--converge-timeout", "240"],
         &[("LAB_PG_PASSWORD", PASSWORD)],
     );
     let report = json(&out);
@@ -71,28 +64,16 @@ fn init(inv: &Path) -> Value {
 }
 
 fn cluster_changes(report: &Value) -> Vec<String> {
-    report["cluster"]["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect()
+    report["cluster"]["changes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect()
 }
 
 /// The creation time of the swarm config holding a stack's deployed digest.
 fn deployed_at(stack: &str) -> String {
-    on(
-        "m1",
-        &format!("docker config inspect --format '{{{{.CreatedAt}}}}' clusterup-stack-{stack}"),
-    )
+    on("m1", &format!("docker config inspect --format '{{{{.CreatedAt}}}}' clusterup-stack-{stack}"))
 }
 
 fn curl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
-        .args(args)
-        .output()
-        .expect("curl");
+    let out = Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().expect("curl");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
@@ -116,53 +97,28 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
         "stack: deployed stack whoami",
         "stack: deployed stack db",
     ] {
-        assert!(
-            changes.iter().any(|c| c == expected),
-            "missing `{expected}` in {changes:?}"
-        );
+        assert!(changes.iter().any(|c| c == expected), "missing `{expected}` in {changes:?}");
     }
     assert!(
-        changes
-            .iter()
-            .any(|c| c.starts_with("secret: created secret postgres_password_")),
+        changes.iter().any(|c| c.starts_with("secret: created secret postgres_password_")),
         "{changes:?}"
     );
     let w2 = report["hosts"]["w2"]["changes"].to_string();
     assert!(w2.contains("images: loaded postgres.tar"), "{w2}");
-    let networks = on(
-        "m1",
-        "docker network inspect --format '{{.Name}} {{.Options}}' database reverse-proxy",
-    );
-    let database = networks
-        .lines()
-        .find(|l| l.starts_with("database "))
-        .unwrap_or_default();
-    assert!(
-        database.contains("mtu:1450") && database.contains("encrypted:"),
-        "{networks}"
-    );
-    let proxy_net = networks
-        .lines()
-        .find(|l| l.starts_with("reverse-proxy "))
-        .unwrap_or_default();
-    assert!(
-        proxy_net.contains("mtu:1450") && !proxy_net.contains("encrypted"),
-        "{networks}"
-    );
+    let networks =
+        on("m1", "docker network inspect --format '{{.Name}} {{.Options}}' database reverse-proxy");
+    let database = networks.lines().find(|l| l.starts_with("database ")).unwrap_or_default();
+    assert!(database.contains("mtu:1450") && database.contains("encrypted:"), "{networks}");
+    let proxy_net = networks.lines().find(|l| l.starts_with("reverse-proxy ")).unwrap_or_default();
+    assert!(proxy_net.contains("mtu:1450") && !proxy_net.contains("encrypted"), "{networks}");
 
     // 2. The proxy on w1 answers for the route, from the app, over the proxy network.
     let w1 = lab(&["addr", "w1"]).trim().to_string();
     let resolve = format!("whoami.lab.test:443:{w1}");
     let (ok, body) = curl(&["-k", "--resolve", &resolve, "https://whoami.lab.test/"]);
-    assert!(
-        ok && body.contains("clusterup-lab-app"),
-        "HTTPS through the proxy: {body}"
-    );
+    assert!(ok && body.contains("clusterup-lab-app"), "HTTPS through the proxy: {body}");
     let (ok, headers) = curl(&["-I", "-H", "Host: whoami.lab.test", &format!("http://{w1}/")]);
-    assert!(
-        ok && headers.contains("308"),
-        "HTTP should redirect to HTTPS: {headers}"
-    );
+    assert!(ok && headers.contains("308"), "HTTP should redirect to HTTPS: {headers}");
 
     // 3. Isolation: the database network reaches postgres; the proxy's network does not.
     let reach = |network: &str| {
@@ -173,11 +129,7 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
             ),
         )
     };
-    assert_eq!(
-        reach("database").trim(),
-        "yes",
-        "a container on `database` should reach postgres"
-    );
+    assert_eq!(reach("database").trim(), "yes", "a container on `database` should reach postgres");
     assert_eq!(
         reach("reverse-proxy").trim(),
         "no",
@@ -187,11 +139,7 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
         "w1",
         "c=$(docker ps -q -f name=proxy_caddy); docker exec $c busybox nc -w 3 db_postgres 5432 </dev/null >/dev/null 2>&1 && echo yes || echo no",
     );
-    assert_eq!(
-        from_proxy.trim(),
-        "no",
-        "the proxy itself must not reach postgres"
-    );
+    assert_eq!(from_proxy.trim(), "no", "the proxy itself must not reach postgres");
 
     // 4. A re-run changes nothing and redeploys nothing.
     let before: Vec<String> = ["proxy", "whoami", "db"].iter().map(|s| deployed_at(s)).collect();
@@ -203,31 +151,18 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
     // 5. One stack's var changes: only that stack is redeployed.
     let inv = inventory(3);
     let report = init(&inv);
-    assert_eq!(
-        cluster_changes(&report),
-        ["stack: deployed stack whoami"],
-        "{report}"
-    );
+    assert_eq!(cluster_changes(&report), ["stack: deployed stack whoami"], "{report}");
     assert_eq!(deployed_at("proxy"), before[0]);
     assert_eq!(deployed_at("db"), before[2]);
-    let replicas = on(
-        "m1",
-        "docker service ls --filter name=whoami_web --format '{{.Replicas}}'",
-    );
+    let replicas = on("m1", "docker service ls --filter name=whoami_web --format '{{.Replicas}}'");
     assert_eq!(replicas.trim(), "3/3");
 
     // 6. Status lists the stacks and the route; no secret anywhere in output or log.
     let out = clusterup_with_env(&["status", "-i", inv.to_str().unwrap(), "--json"], &[]);
     let status = json(&out);
     let services = status["services"].to_string();
-    assert!(
-        services.contains("whoami_web") && services.contains("db_postgres"),
-        "{services}"
-    );
-    assert!(
-        status["routes"].to_string().contains("whoami.lab.test"),
-        "{status}"
-    );
+    assert!(services.contains("whoami_web") && services.contains("db_postgres"), "{services}");
+    assert!(status["routes"].to_string().contains("whoami.lab.test"), "{status}");
     let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
     assert!(!log.contains(PASSWORD), "the secret leaked into the log");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
@@ -238,27 +173,10 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
         + "  - {name: broken, template: whoami, vars: {image: \"clusterup-lab/missing:1\", endpoint_mode: dnsrr, replicas: 1}}\n";
     std::fs::write(&broken, text).unwrap();
     let out = clusterup_with_env(
-        &[
-            "init",
-            "-i",
-            broken.to_str().unwrap(),
-            "--json",
-            "--converge-timeout",
-            "20",
-        ],
+        &["init", "-i", broken.to_str().unwrap(), "--json", "--converge-timeout", "20"],
         &[("LAB_PG_PASSWORD", PASSWORD)],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a stack that never runs must fail the run"
-    );
-    let error = json(&out)["cluster"]["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        error.contains("stack broken") && error.contains("No such image"),
-        "{error}"
-    );
+    assert_eq!(out.status.code(), Some(1), "a stack that never runs must fail the run");
+    let error = json(&out)["cluster"]["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("stack broken") && error.contains("No such image"), "{error}");
 }

@@ -5,7 +5,7 @@ set -eu
 # lib.sh of this role is prepended by clusterup (see role.yml).
 
 changed() { echo "changed: $*"; }
-apt() { apt-get -q -o DPkg::Lock::Timeout=300 "$@"; }
+apt() { apt-get -q -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" "$@"; }
 config_changed=no
 had_engine=no
 if command -v dockerd >/dev/null 2>&1; then had_engine=yes; fi

@@ -83,8 +83,7 @@ impl Run {
 
     pub fn fail(&mut self, host: &str, error: impl Into<String>) {
         let error = error.into();
-        self.progress
-            .finish(host, &format!("failed: {}", error.lines().next().unwrap_or("")));
+        self.progress.finish(host, &format!("failed: {}", error.lines().next().unwrap_or("")));
         self.log.line(host, &format!("FAILED: {error}"));
         self.report.fail(host, error);
     }
@@ -115,11 +114,7 @@ impl Run {
         while let Some(joined) = set.join_next().await {
             match joined {
                 Ok(r) => results.push(r),
-                Err(e) => results.push((
-                    usize::MAX,
-                    String::new(),
-                    Err(anyhow::anyhow!("task failed: {e}")),
-                )),
+                Err(e) => results.push((usize::MAX, String::new(), Err(anyhow::anyhow!("task failed: {e}")))),
             }
         }
         results.sort_by_key(|(i, _, _)| *i);
@@ -190,19 +185,9 @@ fn confirm(run: &Run, planned: &[Change]) -> bool {
 async fn finish(mut run: Run) -> RunReport {
     for name in run.healthy() {
         let n = run.report.host(&name).changes.len();
-        let verb = if run.options.dry_run || run.report.command == "plan" {
-            "would change"
-        } else {
-            "changed"
-        };
-        run.progress.finish(
-            &name,
-            &if n == 0 {
-                "unchanged".to_string()
-            } else {
-                format!("{verb} ({n})")
-            },
-        );
+        let verb =
+            if run.options.dry_run || run.report.command == "plan" { "would change" } else { "changed" };
+        run.progress.finish(&name, &if n == 0 { "unchanged".to_string() } else { format!("{verb} ({n})") });
     }
     run.progress.clear();
     let sessions = std::mem::take(&mut run.sessions);
@@ -214,9 +199,6 @@ async fn finish(mut run: Run) -> RunReport {
     let mut report = run.report;
     report.warnings.extend(run.swarm.warnings);
     report.finish();
-    run.log.line(
-        "-",
-        &format!("=== done: changed {}, failed {:?}", report.changed, report.failed),
-    );
+    run.log.line("-", &format!("=== done: changed {}, failed {:?}", report.changed, report.failed));
     report
 }

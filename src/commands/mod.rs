@@ -28,19 +28,11 @@ pub struct Input {
 
 impl Input {
     pub fn new(name: &str, value: impl Into<String>) -> Input {
-        Input {
-            name: name.to_string(),
-            value: value.into(),
-            secret: false,
-        }
+        Input { name: name.to_string(), value: value.into(), secret: false }
     }
 
     pub fn secret(name: &str, value: impl Into<String>) -> Input {
-        Input {
-            name: name.to_string(),
-            value: value.into(),
-            secret: true,
-        }
+        Input { name: name.to_string(), value: value.into(), secret: true }
     }
 }
 
@@ -67,11 +59,7 @@ pub fn script(script: &Script, inputs: &[Input], sudo: bool) -> Invocation {
         format!("{} ({})", script.path, shown.join(", "))
     };
     Invocation {
-        command: if sudo {
-            "sudo -n sh -s".into()
-        } else {
-            "sh -s".into()
-        },
+        command: if sudo { "sudo -n sh -s".into() } else { "sh -s".into() },
         stdin: text.into_bytes(),
         display,
     }
@@ -81,11 +69,7 @@ pub fn script(script: &Script, inputs: &[Input], sudo: bool) -> Invocation {
 /// role script: its stdin is the archive, so it cannot also carry a script.
 pub fn docker_load(file: &str, archive: Vec<u8>, sudo: bool) -> Invocation {
     Invocation {
-        command: if sudo {
-            "sudo -n docker load".into()
-        } else {
-            "docker load".into()
-        },
+        command: if sudo { "sudo -n docker load".into() } else { "docker load".into() },
         display: format!("docker load < {file} ({} bytes)", archive.len()),
         stdin: archive,
     }
@@ -98,9 +82,7 @@ pub fn shell_quote(value: &str) -> String {
 
 fn is_env_name(name: &str) -> bool {
     !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
@@ -109,10 +91,7 @@ mod tests {
     use super::*;
 
     fn echo() -> Script {
-        Script {
-            path: "test/echo.sh".into(),
-            body: "echo \"$A\"\n".into(),
-        }
+        Script { path: "test/echo.sh".into(), body: "echo \"$A\"\n".into() }
     }
 
     #[test]
@@ -124,11 +103,7 @@ mod tests {
 
     #[test]
     fn inputs_travel_on_stdin_and_secrets_are_not_displayed() {
-        let inv = script(
-            &echo(),
-            &[Input::new("A", "x y"), Input::secret("TOKEN", "SWMTKN-1-abc")],
-            true,
-        );
+        let inv = script(&echo(), &[Input::new("A", "x y"), Input::secret("TOKEN", "SWMTKN-1-abc")], true);
         assert_eq!(inv.command, "sudo -n sh -s");
         let stdin = String::from_utf8(inv.stdin).unwrap();
         assert!(stdin.contains("export A='x y'\n"));

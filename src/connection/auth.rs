@@ -54,11 +54,7 @@ fn default_key_files() -> Vec<PathBuf> {
         return Vec::new();
     };
     let dir = PathBuf::from(home).join(".ssh");
-    ["id_ed25519", "id_ecdsa", "id_rsa"]
-        .iter()
-        .map(|n| dir.join(n))
-        .filter(|p| p.is_file())
-        .collect()
+    ["id_ed25519", "id_ecdsa", "id_rsa"].iter().map(|n| dir.join(n)).filter(|p| p.is_file()).collect()
 }
 
 async fn try_key_file(handle: &mut Handle<Client>, user: &str, path: &Path) -> Result<bool> {
@@ -89,9 +85,7 @@ async fn try_agent(handle: &mut Handle<Client>, user: &str) -> Result<bool> {
     let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
     for identity in identities {
         let key = identity.public_key().into_owned();
-        if let Ok(result) = handle
-            .authenticate_publickey_with(user, key, hash, &mut agent)
-            .await
+        if let Ok(result) = handle.authenticate_publickey_with(user, key, hash, &mut agent).await
             && result.success()
         {
             return Ok(true);

@@ -43,11 +43,7 @@ pub fn verify(
         return Ok(Verdict::Known);
     }
     let presented = fingerprint(key);
-    let target = if port == 22 {
-        address.to_string()
-    } else {
-        format!("[{address}]:{port}")
-    };
+    let target = if port == 22 { address.to_string() } else { format!("[{address}]:{port}") };
     if let Some((line, old)) = recorded.first() {
         return Err(format!(
             "host key of {who} has CHANGED: {} line {line} records {} {}, the host now presents {} {presented}. \
@@ -73,12 +69,7 @@ pub fn verify(
         _ => {
             let _guard = LEARN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
             russh::keys::known_hosts::learn_known_hosts_path(address, port, key, known_hosts).map_err(
-                |e| {
-                    format!(
-                        "cannot record the host key of {who} in {}: {e}",
-                        known_hosts.display()
-                    )
-                },
+                |e| format!("cannot record the host key of {who} in {}: {e}", known_hosts.display()),
             )?;
             Ok(Verdict::Learned)
         }
@@ -107,10 +98,7 @@ mod tests {
         assert_eq!(v(&k1, HostKeyPolicy::Strict), Ok(Verdict::Known));
         let err = v(&k2, HostKeyPolicy::AcceptNew).unwrap_err();
         assert!(err.contains("CHANGED"), "{err}");
-        assert!(
-            err.contains(&fingerprint(&k1)) && err.contains(&fingerprint(&k2)),
-            "{err}"
-        );
+        assert!(err.contains(&fingerprint(&k1)) && err.contains(&fingerprint(&k2)), "{err}");
         assert!(err.contains("ssh-keygen -R '10.0.0.1'"), "{err}");
         assert_eq!(v(&k2, HostKeyPolicy::Off), Ok(Verdict::Unchecked));
     }
@@ -128,10 +116,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "clusterup-kh-{}-{}",
             std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         dir

@@ -30,14 +30,7 @@ impl client::Handler for Client {
 
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         let key = key.public_key();
-        match known_hosts::verify(
-            &self.who,
-            &self.address,
-            self.port,
-            &key,
-            &self.known_hosts,
-            self.policy,
-        ) {
+        match known_hosts::verify(&self.who, &self.address, self.port, &key, &self.known_hosts, self.policy) {
             Ok(_) => Ok(true),
             Err(reason) => {
                 *self.rejection.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
@@ -73,11 +66,7 @@ impl Output {
 
     /// The last lines of stderr (or stdout), for an error message a person can act on.
     pub fn tail(&self) -> String {
-        let text = if self.stderr.trim().is_empty() {
-            &self.stdout
-        } else {
-            &self.stderr
-        };
+        let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         lines[lines.len().saturating_sub(6)..].join("\n")
     }
@@ -144,22 +133,13 @@ pub async fn connect(host: &Host, log: Arc<RunLog>) -> Result<Session> {
         auth::authenticate(&mut handle, &ssh.user, ssh.identity_file.as_deref(), &who).await?;
         Ok::<_, anyhow::Error>((handle, jump))
     };
-    let (handle, jump) = tokio::time::timeout(ssh.connect_timeout, attempt)
-        .await
-        .map_err(|_| {
-            anyhow!(
-                "{who}: no SSH session within {} s (connect_timeout). Is the host up and the address right?",
-                ssh.connect_timeout.as_secs()
-            )
-        })??;
-    log.line(
-        &host.name,
-        &format!(
-            "connected as {} in {:.2} s",
-            ssh.user,
-            started.elapsed().as_secs_f64()
-        ),
-    );
+    let (handle, jump) = tokio::time::timeout(ssh.connect_timeout, attempt).await.map_err(|_| {
+        anyhow!(
+            "{who}: no SSH session within {} s (connect_timeout). Is the host up and the address right?",
+            ssh.connect_timeout.as_secs()
+        )
+    })??;
+    log.line(&host.name, &format!("connected as {} in {:.2} s", ssh.user, started.elapsed().as_secs_f64()));
     Ok(Session {
         host: host.name.clone(),
         handle,
@@ -189,10 +169,8 @@ impl Session {
         let elapsed = started.elapsed().as_secs_f64();
         let output = match result {
             Err(_) => {
-                self.log.line(
-                    &self.host,
-                    &format!("{} -> timed out after {elapsed:.1} s", invocation.display),
-                );
+                self.log
+                    .line(&self.host, &format!("{} -> timed out after {elapsed:.1} s", invocation.display));
                 return Err(anyhow!(
                     "{}: `{}` did not finish within {} s (command_timeout)",
                     self.host,
@@ -201,19 +179,13 @@ impl Session {
                 ));
             }
             Ok(Err(e)) => {
-                self.log
-                    .line(&self.host, &format!("{} -> failed: {e}", invocation.display));
+                self.log.line(&self.host, &format!("{} -> failed: {e}", invocation.display));
                 return Err(e);
             }
             Ok(Ok(output)) => output,
         };
-        self.log.line(
-            &self.host,
-            &format!(
-                "{} -> exit {} ({elapsed:.2} s)",
-                invocation.display, output.status
-            ),
-        );
+        self.log
+            .line(&self.host, &format!("{} -> exit {} ({elapsed:.2} s)", invocation.display, output.status));
         if !output.success() && !output.stderr.is_empty() {
             self.log.block(&self.host, "stderr", &output.stderr);
         }
@@ -221,18 +193,10 @@ impl Session {
     }
 
     async fn exec(&self, invocation: &Invocation) -> Result<Output> {
-        let lost = |e: russh::Error| {
-            anyhow!(
-                "{}: connection lost during `{}`: {e}",
-                self.host,
-                invocation.display
-            )
-        };
+        let lost =
+            |e: russh::Error| anyhow!("{}: connection lost during `{}`: {e}", self.host, invocation.display);
         let mut channel = self.handle.channel_open_session().await.map_err(lost)?;
-        channel
-            .exec(true, invocation.command.as_bytes())
-            .await
-            .map_err(lost)?;
+        channel.exec(true, invocation.command.as_bytes()).await.map_err(lost)?;
         if !invocation.stdin.is_empty() {
             channel.data(&invocation.stdin[..]).await.map_err(lost)?;
         }
@@ -253,11 +217,7 @@ impl Session {
             }
         }
         let status = status.ok_or_else(|| {
-            anyhow!(
-                "{}: connection lost during `{}` (no exit status)",
-                self.host,
-                invocation.display
-            )
+            anyhow!("{}: connection lost during `{}` (no exit status)", self.host, invocation.display)
         })?;
         Ok(Output {
             status,
@@ -267,9 +227,6 @@ impl Session {
     }
 
     pub async fn close(self) {
-        let _ = self
-            .handle
-            .disconnect(russh::Disconnect::ByApplication, "", "en")
-            .await;
+        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
     }
 }

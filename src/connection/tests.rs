@@ -17,9 +17,7 @@ use crate::report::RunLog;
 use crate::roles::Script;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 /// The fake host: accepts one client key, runs "scripts" by answering from their stdin.
@@ -111,10 +109,7 @@ async fn start_server() -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let handler = FakeHost {
-                allowed: allowed.clone(),
-                stdin: Vec::new(),
-            };
+            let handler = FakeHost { allowed: allowed.clone(), stdin: Vec::new() };
             let config = config.clone();
             tokio::spawn(async move {
                 if let Ok(session) = server::run_stream(config, stream, handler).await {
@@ -130,10 +125,7 @@ fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "clusterup-conn-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -147,17 +139,11 @@ fn host(dir: &Path, port: u16, key: &str, policy: &str, command_timeout: u64) ->
         fixture(key).display(),
         dir.join("known_hosts").display()
     );
-    Inventory::from_text(&dir.join("inv.yml"), &text)
-        .unwrap()
-        .hosts
-        .remove(0)
+    Inventory::from_text(&dir.join("inv.yml"), &text).unwrap().hosts.remove(0)
 }
 
 fn script(body: &str) -> Script {
-    Script {
-        path: "test/fake.sh".into(),
-        body: body.into(),
-    }
+    Script { path: "test/fake.sh".into(), body: body.into() }
 }
 
 fn log() -> Arc<RunLog> {
@@ -168,9 +154,7 @@ fn log() -> Arc<RunLog> {
 async fn runs_a_script_with_stdin_and_reads_the_status_sent_after_eof() {
     let port = start_server().await;
     let dir = tempdir();
-    let session = connect(&host(&dir, port, "client_ed25519", "accept-new", 5), log())
-        .await
-        .unwrap();
+    let session = connect(&host(&dir, port, "client_ed25519", "accept-new", 5), log()).await.unwrap();
     assert!(session.sudo, "a non-root user runs scripts through sudo");
     // Larger than one SSH window, so the data has to be flow-controlled through.
     let big = "x".repeat(300_000);
@@ -181,10 +165,7 @@ async fn runs_a_script_with_stdin_and_reads_the_status_sent_after_eof() {
     assert_eq!(out.stdout, format!("stdin={expected} bytes\n"));
     assert_eq!(out.stderr, "a warning\n");
     // The connection is reused for the next command.
-    let out = session
-        .run(&commands::script(&script("true\n"), &[], true))
-        .await
-        .unwrap();
+    let out = session.run(&commands::script(&script("true\n"), &[], true)).await.unwrap();
     assert!(out.success());
     let recorded = std::fs::read_to_string(dir.join("known_hosts")).unwrap();
     assert!(recorded.contains(&format!("[127.0.0.1]:{port}")), "{recorded}");
@@ -194,13 +175,8 @@ async fn runs_a_script_with_stdin_and_reads_the_status_sent_after_eof() {
 async fn a_command_that_never_finishes_times_out() {
     let port = start_server().await;
     let dir = tempdir();
-    let session = connect(&host(&dir, port, "client_ed25519", "accept-new", 1), log())
-        .await
-        .unwrap();
-    let err = session
-        .run(&commands::script(&script("HANG\n"), &[], true))
-        .await
-        .unwrap_err();
+    let session = connect(&host(&dir, port, "client_ed25519", "accept-new", 1), log()).await.unwrap();
+    let err = session.run(&commands::script(&script("HANG\n"), &[], true)).await.unwrap_err();
     assert!(err.to_string().contains("did not finish within 1 s"), "{err}");
 }
 
@@ -208,10 +184,7 @@ async fn a_command_that_never_finishes_times_out() {
 async fn a_refused_key_names_the_key_and_the_user() {
     let port = start_server().await;
     let dir = tempdir();
-    let err = connect(&host(&dir, port, "other_ed25519", "accept-new", 5), log())
-        .await
-        .err()
-        .unwrap();
+    let err = connect(&host(&dir, port, "other_ed25519", "accept-new", 5), log()).await.err().unwrap();
     let text = format!("{err:#}");
     assert!(
         text.contains("refused key") && text.contains("other_ed25519") && text.contains("`admin`"),
@@ -223,10 +196,7 @@ async fn a_refused_key_names_the_key_and_the_user() {
 async fn a_passphrase_key_says_to_use_the_agent() {
     let port = start_server().await;
     let dir = tempdir();
-    let err = connect(&host(&dir, port, "locked_ed25519", "accept-new", 5), log())
-        .await
-        .err()
-        .unwrap();
+    let err = connect(&host(&dir, port, "locked_ed25519", "accept-new", 5), log()).await.err().unwrap();
     assert!(format!("{err:#}").contains("ssh-agent"), "{err:#}");
 }
 
@@ -234,31 +204,18 @@ async fn a_passphrase_key_says_to_use_the_agent() {
 async fn strict_refuses_an_unknown_host_and_a_changed_key_is_always_refused() {
     let port = start_server().await;
     let dir = tempdir();
-    let err = connect(&host(&dir, port, "client_ed25519", "strict", 5), log())
-        .await
-        .err()
-        .unwrap();
-    assert!(
-        format!("{err:#}").contains("host_key_policy is strict"),
-        "{err:#}"
-    );
+    let err = connect(&host(&dir, port, "client_ed25519", "strict", 5), log()).await.err().unwrap();
+    assert!(format!("{err:#}").contains("host_key_policy is strict"), "{err:#}");
 
     let other = std::fs::read_to_string(fixture("other_ed25519.pub")).unwrap();
     let key = other.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
     std::fs::write(dir.join("known_hosts"), format!("[127.0.0.1]:{port} {key}\n")).unwrap();
     for policy in ["strict", "accept-new"] {
-        let err = connect(&host(&dir, port, "client_ed25519", policy, 5), log())
-            .await
-            .err()
-            .unwrap();
+        let err = connect(&host(&dir, port, "client_ed25519", policy, 5), log()).await.err().unwrap();
         assert!(format!("{err:#}").contains("has CHANGED"), "{policy}: {err:#}");
     }
     // `off` connects anyway (labs only).
-    assert!(
-        connect(&host(&dir, port, "client_ed25519", "off", 5), log())
-            .await
-            .is_ok()
-    );
+    assert!(connect(&host(&dir, port, "client_ed25519", "off", 5), log()).await.is_ok());
 }
 
 #[tokio::test]
@@ -266,18 +223,9 @@ async fn a_silent_port_times_out_and_a_closed_one_is_refused() {
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = silent.local_addr().unwrap().port();
     let dir = tempdir();
-    let err = connect(&host(&dir, port, "client_ed25519", "accept-new", 5), log())
-        .await
-        .err()
-        .unwrap();
-    assert!(
-        format!("{err:#}").contains("no SSH session within 1 s"),
-        "{err:#}"
-    );
+    let err = connect(&host(&dir, port, "client_ed25519", "accept-new", 5), log()).await.err().unwrap();
+    assert!(format!("{err:#}").contains("no SSH session within 1 s"), "{err:#}");
     drop(silent);
-    let err = connect(&host(&dir, port, "client_ed25519", "accept-new", 5), log())
-        .await
-        .err()
-        .unwrap();
+    let err = connect(&host(&dir, port, "client_ed25519", "accept-new", 5), log()).await.err().unwrap();
     assert!(format!("{err:#}").contains("cannot connect"), "{err:#}");
 }

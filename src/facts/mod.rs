@@ -9,12 +9,8 @@ use crate::connection::Session;
 use crate::roles;
 
 /// Systems clusterup is tested for; anything else is refused before a change is made.
-pub const SUPPORTED: &[(&str, &str)] = &[
-    ("debian", "11"),
-    ("debian", "12"),
-    ("ubuntu", "22.04"),
-    ("ubuntu", "24.04"),
-];
+pub const SUPPORTED: &[(&str, &str)] =
+    &[("debian", "11"), ("debian", "12"), ("ubuntu", "22.04"), ("ubuntu", "24.04")];
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Facts {
@@ -63,10 +59,7 @@ impl SwarmInfo {
     }
 
     pub fn cluster_id(&self) -> Option<&str> {
-        self.cluster
-            .as_ref()
-            .map(|c| c.id.as_str())
-            .filter(|id| !id.is_empty())
+        self.cluster.as_ref().map(|c| c.id.as_str()).filter(|id| !id.is_empty())
     }
 }
 
@@ -109,10 +102,7 @@ impl Facts {
 
     /// Refuses systems outside [`SUPPORTED`], naming the ones that are.
     pub fn check_supported(&self) -> Result<(), String> {
-        if SUPPORTED
-            .iter()
-            .any(|(id, v)| *id == self.os_id && *v == self.os_version)
-        {
+        if SUPPORTED.iter().any(|(id, v)| *id == self.os_id && *v == self.os_version) {
             return Ok(());
         }
         let list: Vec<String> = SUPPORTED.iter().map(|(id, v)| format!("{id} {v}")).collect();
@@ -127,18 +117,13 @@ impl Facts {
 
     /// The node's swarm state, `inactive` when Docker is absent or stopped.
     pub fn swarm_state(&self) -> &str {
-        self.swarm
-            .as_ref()
-            .map(|s| s.local_node_state.as_str())
-            .unwrap_or("inactive")
+        self.swarm.as_ref().map(|s| s.local_node_state.as_str()).unwrap_or("inactive")
     }
 }
 
 /// Runs the facts script on a host and parses its output.
 pub async fn gather(session: &Session, ssh_user: &str) -> Result<Facts> {
-    let output = session
-        .run(&commands::script(&roles::facts(), &[], session.sudo))
-        .await?;
+    let output = session.run(&commands::script(&roles::facts(), &[], session.sudo)).await?;
     if !output.success() {
         if output.stderr.contains("password is required") || output.stderr.contains("a terminal is required")
         {
@@ -201,10 +186,7 @@ swarm={"NodeID":"abc","NodeAddr":"10.213.7.11","LocalNodeState":"active","Contro
     fn unsupported_systems_are_refused_with_the_list() {
         let f = Facts::parse("os_id=centos\nos_version=7\nos_name=CentOS Linux 7\n").unwrap();
         let err = f.check_supported().unwrap_err();
-        assert!(
-            err.contains("CentOS Linux 7") && err.contains("debian 12, ubuntu 22.04"),
-            "{err}"
-        );
+        assert!(err.contains("CentOS Linux 7") && err.contains("debian 12, ubuntu 22.04"), "{err}");
     }
 
     #[test]

@@ -15,12 +15,7 @@ pub struct InventoryError {
 
 impl InventoryError {
     pub fn file(file: &Path, message: impl Into<String>) -> Self {
-        InventoryError {
-            file: file.to_path_buf(),
-            line: None,
-            column: None,
-            message: message.into(),
-        }
+        InventoryError { file: file.to_path_buf(), line: None, column: None, message: message.into() }
     }
 
     pub fn at(file: &Path, location: &Location, message: impl Into<String>) -> Self {
@@ -46,11 +41,7 @@ impl InventoryError {
 }
 
 fn first_meaningful_line(text: &str) -> String {
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("invalid YAML");
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid YAML");
     // "error: line 3 column 5: ..." -> keep only what follows the position prefix.
     let line = line.strip_prefix("error: ").unwrap_or(line);
     match line.split_once(": ") {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use error::{InventoryError, InventoryErrors};
-pub use model::{DockerSource, ExposeEntry, HostKeyPolicy, HostKind, NfsSection, Role};
+pub use model::{DockerSource, ExposeEntry, HostKeyPolicy, HostKind, HostState, NfsSection, Role};
 
 /// The network the proxy shares with every exposed service.
 pub const PROXY_NETWORK: &str = "reverse-proxy";
@@ -33,6 +33,8 @@ pub struct Inventory {
     pub stacks: Vec<Stack>,
     pub secrets: Vec<Secret>,
     pub images: Images,
+    /// Seconds to wait for another package manager run to release its lock.
+    pub apt_lock_timeout: u32,
     /// Things worth telling the user that do not stop the run.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -56,16 +58,23 @@ pub struct Host {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advertise_address: Option<String>,
     pub ssh: SshTarget,
+    pub state: HostState,
 }
 
 impl Host {
     pub fn is_manager(&self) -> bool {
-        self.roles.contains(&Role::Manager)
+        self.roles.contains(&Role::Manager) && self.state == HostState::Present
     }
 
-    /// Managers and workers run the Docker engine and belong to the swarm.
+    /// Managers and workers run the Docker engine and belong to the swarm; a host marked
+    /// `state: absent` is on its way out and is neither.
     pub fn is_swarm_node(&self) -> bool {
-        self.is_manager() || self.roles.contains(&Role::Worker)
+        self.state == HostState::Present
+            && (self.roles.contains(&Role::Manager) || self.roles.contains(&Role::Worker))
+    }
+
+    pub fn is_absent(&self) -> bool {
+        self.state == HostState::Absent
     }
 }
 

@@ -26,6 +26,26 @@ pub struct InventoryFile {
     pub secrets: Vec<Spanned<SecretEntry>>,
     #[serde(default)]
     pub images: ImagesSection,
+    #[serde(default)]
+    pub apt: AptSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptSection {
+    /// Seconds to wait for another package manager run to release its lock.
+    #[serde(default = "default_lock_timeout")]
+    pub lock_timeout: u32,
+}
+
+impl Default for AptSection {
+    fn default() -> Self {
+        AptSection { lock_timeout: default_lock_timeout() }
+    }
+}
+
+fn default_lock_timeout() -> u32 {
+    300
 }
 
 /// An overlay network for one central service (`database`, `reverse-proxy`, ...).
@@ -179,6 +199,17 @@ pub struct HostEntry {
     /// interface that holds the default route, as Docker itself would pick.
     pub advertise_address: Option<Spanned<String>>,
     pub ssh: Option<SshSection>,
+    /// `absent`: drain the node, move its tasks, take it out of the swarm.
+    #[serde(default)]
+    pub state: HostState,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostState {
+    #[default]
+    Present,
+    Absent,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

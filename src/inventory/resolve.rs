@@ -32,6 +32,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
                 labels: host.labels.into_iter().map(|(k, v)| (k, v.0)).collect(),
                 advertise_address: host.advertise_address.map(|a| a.value),
                 ssh: target,
+                state: host.state,
             }),
             Err(e) => errors.push(e),
         }
@@ -39,11 +40,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
     let networks = file
         .networks
         .into_iter()
-        .map(|n| Network {
-            name: n.value.name.value,
-            encrypted: n.value.encrypted,
-            mtu: n.value.mtu,
-        })
+        .map(|n| Network { name: n.value.name.value, encrypted: n.value.encrypted, mtu: n.value.mtu })
         .collect();
     let mut stacks = Vec::new();
     for entry in file.stacks {
@@ -86,10 +83,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
             // Validation already reported both-or-neither.
             _ => continue,
         };
-        secrets.push(Secret {
-            name: secret.name.value,
-            source,
-        });
+        secrets.push(Secret { name: secret.name.value, source });
     }
     let mut preload = Vec::new();
     for p in &file.images.preload {
@@ -110,10 +104,8 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
         networks,
         stacks,
         secrets,
-        images: Images {
-            preload,
-            resolve: resolve.to_string(),
-        },
+        images: Images { preload, resolve: resolve.to_string() },
+        apt_lock_timeout: file.apt.lock_timeout,
         path,
         cluster: file.cluster.name.value,
         docker: DockerSettings {
@@ -147,10 +139,7 @@ fn merge(defaults: &SshSection, host: Option<&SshSection>) -> SshSection {
     SshSection {
         user: host.user.clone().or_else(|| defaults.user.clone()),
         port: host.port.or(defaults.port),
-        identity_file: host
-            .identity_file
-            .clone()
-            .or_else(|| defaults.identity_file.clone()),
+        identity_file: host.identity_file.clone().or_else(|| defaults.identity_file.clone()),
         known_hosts: host.known_hosts.clone().or_else(|| defaults.known_hosts.clone()),
         host_key_policy: host.host_key_policy.or(defaults.host_key_policy),
         bastion: host.bastion.clone().or_else(|| defaults.bastion.clone()),
@@ -200,11 +189,7 @@ fn existing_file(
         Err(InventoryError::at(
             file,
             &spanned.referenced,
-            format!(
-                "{key} `{}` does not exist (looked for {})",
-                spanned.value,
-                path.display()
-            ),
+            format!("{key} `{}` does not exist (looked for {})", spanned.value, path.display()),
         ))
     }
 }
@@ -233,9 +218,7 @@ pub(super) fn parse_bastion(text: &str, default_user: &str) -> Result<Bastion, S
         _ => (rest.to_string(), 22),
     };
     if !is_address(&host) {
-        return Err(format!(
-            "bastion `{text}`: `{host}` is neither an IP address nor a DNS name"
-        ));
+        return Err(format!("bastion `{text}`: `{host}` is neither an IP address nor a DNS name"));
     }
     Ok(Bastion { user, host, port })
 }
@@ -248,19 +231,13 @@ pub(crate) fn expand(dir: &Path, text: &str) -> PathBuf {
         return PathBuf::from(home).join(rest);
     }
     let path = Path::new(text);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        dir.join(path)
-    }
+    if path.is_absolute() { path.to_path_buf() } else { dir.join(path) }
 }
 
 fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map(|d| d.join(path))
-            .unwrap_or_else(|_| path.to_path_buf())
+        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
     }
 }

@@ -62,18 +62,8 @@ fn duplicate_names_and_addresses_point_at_both_lines() {
     let errors = load(text).unwrap_err().0;
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors.iter().all(|e| e.line == Some(4)));
-    assert!(
-        errors[0].message.contains("used twice (first at line 3)"),
-        "{}",
-        errors[0]
-    );
-    assert!(
-        errors[1]
-            .message
-            .contains("already the address of host `m1` (line 3)"),
-        "{}",
-        errors[1]
-    );
+    assert!(errors[0].message.contains("used twice (first at line 3)"), "{}", errors[0]);
+    assert!(errors[1].message.contains("already the address of host `m1` (line 3)"), "{}", errors[1]);
 }
 
 #[test]
@@ -95,14 +85,7 @@ fn host_ssh_overrides_defaults_and_bastion_parses() {
     let a = inv.host("a").unwrap();
     assert_eq!(a.ssh.user, "root");
     assert_eq!(a.ssh.port, 2222);
-    assert_eq!(
-        a.ssh.bastion,
-        Some(Bastion {
-            user: "jump".into(),
-            host: "203.0.113.5".into(),
-            port: 2200
-        })
-    );
+    assert_eq!(a.ssh.bastion, Some(Bastion { user: "jump".into(), host: "203.0.113.5".into(), port: 2200 }));
 }
 
 #[test]
@@ -111,10 +94,7 @@ fn missing_identity_file_names_the_path() {
         "cluster: {name: x}\nssh: {identity_file: ./nope/id}\nhosts:\n  - {name: a, address: 10.0.0.1, roles: [manager]}\n",
     );
     assert_eq!(e.line, Some(2), "{e}");
-    assert!(
-        e.message.contains("/inv/./nope/id") || e.message.contains("/inv/nope/id"),
-        "{e}"
-    );
+    assert!(e.message.contains("/inv/./nope/id") || e.message.contains("/inv/nope/id"), "{e}");
 }
 
 #[test]
@@ -135,14 +115,11 @@ fn shipped_examples_load() {
     let key = dir.join("key");
     std::fs::write(&key, "not a key; only its existence is checked here").unwrap();
     for name in ["homelab.yml", "openstack.yml"] {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("inventories")
-                .join(name),
-        )
-        .unwrap()
-        .replace("~/.ssh/id_ed25519", key.to_str().unwrap())
-        .replace("~/.ssh/openstack_ed25519", key.to_str().unwrap());
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories").join(name))
+                .unwrap()
+                .replace("~/.ssh/id_ed25519", key.to_str().unwrap())
+                .replace("~/.ssh/openstack_ed25519", key.to_str().unwrap());
         let inv = Inventory::from_text(&dir.join(name), &text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(inv.hosts.iter().any(|h| h.is_manager()), "{name}");
         assert!(inv.warnings.is_empty(), "{name}: {:?}", inv.warnings);
@@ -169,14 +146,7 @@ fn networks_stacks_and_secrets_resolve() {
          - {{name: app, template: whoami, networks: [database], expose: [{{service: web, host: app.example.com, port: 80}}]}}\n"
     );
     let inv = load(&text).unwrap();
-    assert_eq!(
-        inv.networks[1],
-        Network {
-            name: "database".into(),
-            encrypted: true,
-            mtu: Some(1400)
-        }
-    );
+    assert_eq!(inv.networks[1], Network { name: "database".into(), encrypted: true, mtu: Some(1400) });
     assert_eq!(inv.stacks[0].template, TemplateRef::Builtin("caddy".into()));
     // Exposing services joins the proxy's network without saying so.
     assert_eq!(inv.stacks[1].networks, ["database", "reverse-proxy"]);
@@ -187,16 +157,8 @@ fn networks_stacks_and_secrets_resolve() {
 #[test]
 fn service_mistakes_name_their_line() {
     let cases = [
-        (
-            "stacks:\n  - {name: a, template: nginx}\n",
-            5,
-            "unknown template `nginx`",
-        ),
-        (
-            "stacks:\n  - {name: a, template: ./missing.yml.tera}\n",
-            5,
-            "does not exist",
-        ),
+        ("stacks:\n  - {name: a, template: nginx}\n", 5, "unknown template `nginx`"),
+        ("stacks:\n  - {name: a, template: ./missing.yml.tera}\n", 5, "does not exist"),
         (
             "networks: [{name: db}]\nstacks:\n  - {name: a, template: whoami, networks: [dbx]}\n",
             6,
@@ -210,25 +172,15 @@ fn service_mistakes_name_their_line() {
         ("networks: [{name: db}, {name: db}]\n", 4, "declared twice"),
         ("networks: [{name: db, mtu: 100000}]\n", 4, "outside 576-9216"),
         ("secrets:\n  - {name: s}\n", 5, "exactly one of `env:`"),
-        (
-            "secrets:\n  - {name: s, env: A, file: ./b}\n",
-            5,
-            "exactly one of `env:`",
-        ),
-        (
-            "stacks:\n  - {name: Bad_Name, template: whoami}\n",
-            5,
-            "stack name `Bad_Name`",
-        ),
+        ("secrets:\n  - {name: s, env: A, file: ./b}\n", 5, "exactly one of `env:`"),
+        ("stacks:\n  - {name: Bad_Name, template: whoami}\n", 5, "stack name `Bad_Name`"),
         ("images: {preload: [./nope.tar]}\n", 4, "image archive"),
         ("images: {resolve: sometimes}\n", 4, "sometimes"),
     ];
     for (extra, line, message) in cases {
         let errors = load(&format!("{SERVICES}{extra}")).expect_err(extra).0;
         assert!(
-            errors
-                .iter()
-                .any(|e| e.line == Some(line) && e.message.contains(message)),
+            errors.iter().any(|e| e.line == Some(line) && e.message.contains(message)),
             "{extra}: want line {line} `{message}`, got {errors:?}"
         );
     }

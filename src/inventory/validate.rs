@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::error::{InventoryError, InventoryErrors};
-use super::model::{HostEntry, HostKeyPolicy, InventoryFile, SshSection};
+use super::model::{HostEntry, HostKeyPolicy, HostState, InventoryFile, SshSection};
 use super::resolve::{effective_roles, is_template_path, parse_bastion};
 use super::{PROXY_NETWORK, Role};
 
@@ -29,10 +29,7 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
 
     let hosts = &file.hosts.value;
     if hosts.is_empty() {
-        errors.push(err(
-            &file.hosts.referenced,
-            "`hosts` is empty: list at least one host".into(),
-        ));
+        errors.push(err(&file.hosts.referenced, "`hosts` is empty: list at least one host".into()));
     }
 
     check_ssh(path, &file.ssh, "ssh", &mut errors, &mut warnings);
@@ -48,10 +45,7 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
         if !is_host_name(&name.value) {
             errors.push(err(
                 &name.referenced,
-                format!(
-                    "host name `{}` must be letters, digits, dots or dashes (at most 63)",
-                    name.value
-                ),
+                format!("host name `{}` must be letters, digits, dots or dashes (at most 63)", name.value),
             ));
         }
         if let Some(first) = names.insert(&name.value, line) {
@@ -91,24 +85,14 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
         {
             errors.push(err(
                 &adv.referenced,
-                format!(
-                    "advertise_address `{}` of host `{}` must be an IP address",
-                    adv.value, name.value
-                ),
+                format!("advertise_address `{}` of host `{}` must be an IP address", adv.value, name.value),
             ));
         }
 
         let roles = effective_roles(host);
-        let roles_at = host
-            .roles
-            .as_ref()
-            .map(|r| &r.referenced)
-            .unwrap_or(&name.referenced);
+        let roles_at = host.roles.as_ref().map(|r| &r.referenced).unwrap_or(&name.referenced);
         if roles.is_empty() {
-            errors.push(err(
-                roles_at,
-                format!("host `{}` has an empty `roles` list", name.value),
-            ));
+            errors.push(err(roles_at, format!("host `{}` has an empty `roles` list", name.value)));
         }
         if roles.contains(&Role::Manager) && roles.contains(&Role::Worker) {
             errors.push(err(
@@ -119,7 +103,7 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
                 ),
             ));
         }
-        if roles.contains(&Role::Manager) {
+        if roles.contains(&Role::Manager) && host.state == HostState::Present {
             managers += 1;
         }
 
@@ -133,22 +117,13 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
             if value.0.contains(['\n', '\r', '\0']) {
                 errors.push(err(
                     &entry.referenced,
-                    format!(
-                        "label `{key}` of host `{}` has a line break in its value",
-                        name.value
-                    ),
+                    format!("label `{key}` of host `{}` has a line break in its value", name.value),
                 ));
             }
         }
 
         if let Some(ssh) = &host.ssh {
-            check_ssh(
-                path,
-                ssh,
-                &format!("ssh of host `{}`", name.value),
-                &mut errors,
-                &mut warnings,
-            );
+            check_ssh(path, ssh, &format!("ssh of host `{}`", name.value), &mut errors, &mut warnings);
         }
     }
 
@@ -172,11 +147,7 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
 
     check_services(path, file, &mut errors);
 
-    if errors.is_empty() {
-        Ok(warnings)
-    } else {
-        Err(InventoryErrors(errors))
-    }
+    if errors.is_empty() { Ok(warnings) } else { Err(InventoryErrors(errors)) }
 }
 
 /// Networks, stacks, routes and secrets.
@@ -197,10 +168,7 @@ fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryE
         if let Some(first) = networks.insert(&n.name.value, n.name.referenced.line()) {
             errors.push(err(
                 &n.name.referenced,
-                format!(
-                    "network `{}` is declared twice (first at line {first})",
-                    n.name.value
-                ),
+                format!("network `{}` is declared twice (first at line {first})", n.name.value),
             ));
         }
         if let Some(mtu) = n.mtu
@@ -285,10 +253,7 @@ fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryE
             if let Some(other) = hosts.insert(r.host.to_ascii_lowercase(), name.value.clone()) {
                 errors.push(err(
                     &route.referenced,
-                    format!(
-                        "route host `{}` is exposed twice (also by stack `{other}`)",
-                        r.host
-                    ),
+                    format!("route host `{}` is exposed twice (also by stack `{other}`)", r.host),
                 ));
             }
         }
@@ -301,19 +266,13 @@ fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryE
         if !is_object_name(&name.value) {
             errors.push(err(
                 &name.referenced,
-                format!(
-                    "secret name `{}` must be letters, digits, dots, dashes or underscores",
-                    name.value
-                ),
+                format!("secret name `{}` must be letters, digits, dots, dashes or underscores", name.value),
             ));
         }
         if let Some(first) = secrets.insert(&name.value, name.referenced.line()) {
             errors.push(err(
                 &name.referenced,
-                format!(
-                    "secret `{}` is declared twice (first at line {first})",
-                    name.value
-                ),
+                format!("secret `{}` is declared twice (first at line {first})", name.value),
             ));
         }
         if secret.env.is_some() == secret.file.is_some() {
@@ -331,16 +290,14 @@ fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryE
 fn is_object_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 fn is_stack_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 40
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
@@ -352,27 +309,17 @@ fn check_ssh(
     warnings: &mut Vec<String>,
 ) {
     if ssh.port == Some(0) {
-        errors.push(InventoryError::file(
-            path,
-            format!("{what}: port 0 is not a valid SSH port"),
-        ));
+        errors.push(InventoryError::file(path, format!("{what}: port 0 is not a valid SSH port")));
     }
     if let Some(user) = &ssh.user
         && (user.is_empty() || user.contains(|c: char| c.is_whitespace() || c == '@' || c == ':'))
     {
-        errors.push(InventoryError::file(
-            path,
-            format!("{what}: user `{user}` is not a valid user name"),
-        ));
+        errors.push(InventoryError::file(path, format!("{what}: user `{user}` is not a valid user name")));
     }
     if let Some(bastion) = &ssh.bastion
         && let Err(message) = parse_bastion(&bastion.value, "root")
     {
-        errors.push(InventoryError::at(
-            path,
-            &bastion.referenced,
-            format!("{what}: {message}"),
-        ));
+        errors.push(InventoryError::at(path, &bastion.referenced, format!("{what}: {message}")));
     }
     if ssh.host_key_policy == Some(HostKeyPolicy::Off) {
         warnings.push(format!(
@@ -381,15 +328,10 @@ fn check_ssh(
             path.display()
         ));
     }
-    for (name, value) in [
-        ("connect_timeout", ssh.connect_timeout),
-        ("command_timeout", ssh.command_timeout),
-    ] {
+    for (name, value) in [("connect_timeout", ssh.connect_timeout), ("command_timeout", ssh.command_timeout)]
+    {
         if value == Some(0) {
-            errors.push(InventoryError::file(
-                path,
-                format!("{what}: {name} must be at least 1 second"),
-            ));
+            errors.push(InventoryError::file(path, format!("{what}: {name} must be at least 1 second")));
         }
     }
 }
@@ -397,16 +339,14 @@ fn check_ssh(
 fn is_cluster_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
 }
 
 fn is_host_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
 }
 
@@ -429,7 +369,5 @@ pub(super) fn is_address(s: &str) -> bool {
 }
 
 fn is_label_key(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
 }

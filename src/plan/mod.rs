@@ -21,10 +21,6 @@ pub struct Change {
 
 impl Change {
     pub fn new(target: &str, area: &str, what: impl Into<String>) -> Change {
-        Change {
-            target: target.to_string(),
-            area: area.to_string(),
-            what: what.into(),
-        }
+        Change { target: target.to_string(), area: area.to_string(), what: what.into() }
     }
 }

@@ -62,9 +62,7 @@ impl Observed {
 /// The MTU a network gets: the inventory's, or the smallest node MTU minus VXLAN's overhead
 /// (so an OpenStack underlay of 1450 gives 1400 without anyone knowing the pitfall).
 pub fn network_mtu(network: &Network, node_mtus: &[u32]) -> u32 {
-    network
-        .mtu
-        .unwrap_or_else(|| node_mtus.iter().copied().min().unwrap_or(1500) - VXLAN_OVERHEAD)
+    network.mtu.unwrap_or_else(|| node_mtus.iter().copied().min().unwrap_or(1500) - VXLAN_OVERHEAD)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,25 +83,16 @@ pub fn plan_networks(
     for network in wanted {
         let mtu = network_mtu(network, node_mtus);
         let Some(existing) = observed.networks.iter().find(|n| n.name == network.name) else {
-            create.push(NetworkCreate {
-                name: network.name.clone(),
-                encrypted: network.encrypted,
-                mtu,
-            });
+            create.push(NetworkCreate { name: network.name.clone(), encrypted: network.encrypted, mtu });
             continue;
         };
         let options = existing.options.clone().unwrap_or_default();
         let mut differences = Vec::new();
         let encrypted = options.contains_key("encrypted");
         if encrypted != network.encrypted {
-            differences.push(format!(
-                "encrypted: inventory {}, swarm {encrypted}",
-                network.encrypted
-            ));
+            differences.push(format!("encrypted: inventory {}, swarm {encrypted}", network.encrypted));
         }
-        let existing_mtu = options
-            .get("com.docker.network.driver.mtu")
-            .and_then(|m| m.parse::<u32>().ok());
+        let existing_mtu = options.get("com.docker.network.driver.mtu").and_then(|m| m.parse::<u32>().ok());
         match existing_mtu {
             Some(m) if m != mtu => differences.push(format!("mtu: inventory {mtu}, swarm {m}")),
             None if network.mtu.is_some() => {
@@ -147,11 +136,7 @@ mod tests {
     }
 
     fn net(name: &str, encrypted: bool, mtu: Option<u32>) -> Network {
-        Network {
-            name: name.into(),
-            encrypted,
-            mtu,
-        }
+        Network { name: name.into(), encrypted, mtu }
     }
 
     #[test]
@@ -186,14 +171,7 @@ mod tests {
             net("object-store", false, Some(1400)),
         ];
         let (create, drift) = plan_networks(&wanted, &[1500], &o);
-        assert_eq!(
-            create,
-            vec![NetworkCreate {
-                name: "object-store".into(),
-                encrypted: false,
-                mtu: 1400
-            }]
-        );
+        assert_eq!(create, vec![NetworkCreate { name: "object-store".into(), encrypted: false, mtu: 1400 }]);
         assert_eq!(drift.len(), 1);
         assert!(
             drift[0].contains("network database")

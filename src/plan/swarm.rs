@@ -8,6 +8,13 @@ use serde::Deserialize;
 use crate::facts::Facts;
 use crate::inventory::Host;
 
+/// A host the inventory marks `state: absent`, with its node if it is still in the swarm.
+pub struct Absent {
+    pub host: String,
+    pub node: Option<String>,
+    pub reachable: bool,
+}
+
 /// A swarm node of the inventory that could be reached, with its facts.
 pub struct Member<'a> {
     pub host: &'a Host,
@@ -21,13 +28,7 @@ impl Member<'_> {
             .advertise_address
             .clone()
             .or_else(|| self.facts.route_addr.clone())
-            .or_else(|| {
-                self.host
-                    .address
-                    .parse::<std::net::IpAddr>()
-                    .ok()
-                    .map(|_| self.host.address.clone())
-            })
+            .or_else(|| self.host.address.parse::<std::net::IpAddr>().ok().map(|_| self.host.address.clone()))
     }
 }
 
@@ -96,38 +97,46 @@ pub enum Step {
     /// Create the swarm on this manager.
     Init { host: String, advertise: String },
     /// Join the swarm, as a manager or a worker.
-    Join {
-        host: String,
-        manager: bool,
-        advertise: String,
-    },
+    Join { host: String, manager: bool, advertise: String },
     /// Set one label on the host's node.
-    Label {
-        host: String,
-        key: String,
-        value: String,
-    },
+    Label { host: String, key: String, value: String },
+    /// Worker to manager.
+    Promote { host: String, node: String },
+    /// Manager to worker (quorum checked).
+    Demote { host: String, node: String },
+    /// Drain the node, let it leave, remove it from the node list (a manager is demoted first).
+    Remove { host: String, node: String, manager: bool, reachable: bool },
 }
 
 impl Step {
     pub fn host(&self) -> &str {
         match self {
-            Step::Init { host, .. } | Step::Join { host, .. } | Step::Label { host, .. } => host,
+            Step::Init { host, .. }
+            | Step::Join { host, .. }
+            | Step::Label { host, .. }
+            | Step::Promote { host, .. }
+            | Step::Demote { host, .. }
+            | Step::Remove { host, .. } => host,
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             Step::Init { advertise, .. } => format!("create the swarm (advertise {advertise})"),
-            Step::Join {
-                manager, advertise, ..
-            } => {
+            Step::Join { manager, advertise, .. } => {
                 format!(
                     "join the swarm as {} (advertise {advertise})",
                     if *manager { "manager" } else { "worker" }
                 )
             }
             Step::Label { key, value, .. } => format!("set node label {key}={value}"),
+            Step::Promote { .. } => "promote to manager".into(),
+            Step::Demote { .. } => "demote to worker".into(),
+            Step::Remove { manager, reachable, .. } => format!(
+                "remove from the swarm ({}drain, {}remove the node)",
+                if *manager { "demote, " } else { "" },
+                if *reachable { "leave, " } else { "unreachable: force " }
+            ),
         }
     }
 }
@@ -147,19 +156,16 @@ pub struct SwarmPlan {
 /// (empty when there is no swarm yet, or no manager could list it). `managers_missing` says
 /// that some of the inventory's managers could not be observed this run: hosts already in a
 /// swarm are then left alone rather than judged against an incomplete picture.
-pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> SwarmPlan {
+pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool, absent: &[Absent]) -> SwarmPlan {
     let mut out = SwarmPlan::default();
+    let mut quorum = Quorum::of(nodes);
+    let mut role_changes = Vec::new();
 
     // The swarm this inventory describes: the one its first reachable active manager is in.
     out.cluster_id = members
         .iter()
         .filter(|m| m.host.is_manager())
-        .filter_map(|m| {
-            m.facts
-                .swarm
-                .as_ref()
-                .filter(|s| s.is_active() && s.control_available)
-        })
+        .filter_map(|m| m.facts.swarm.as_ref().filter(|s| s.is_active() && s.control_available))
         .find_map(|s| s.cluster_id().map(str::to_string));
     out.leader = members
         .iter()
@@ -198,7 +204,16 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> 
                     }
                 }
                 if m.host.is_manager() != local_manager {
-                    out.warnings.push(role_mismatch(name, m.host.is_manager()));
+                    let node = m.facts.swarm.as_ref().map(|s| s.node_id.clone()).unwrap_or_default();
+                    if m.host.is_manager() {
+                        quorum.promote();
+                        role_changes.push(Step::Promote { host: name.clone(), node });
+                    } else {
+                        match quorum.demote(name, "demoting") {
+                            Ok(()) => role_changes.push(Step::Demote { host: name.clone(), node }),
+                            Err(reason) => out.warnings.push(reason),
+                        }
+                    }
                 }
                 let node_id = m.facts.swarm.as_ref().map(|s| s.node_id.as_str()).unwrap_or("");
                 let current = nodes.iter().find(|n| n.id == node_id).map(|n| &n.spec.labels);
@@ -222,13 +237,7 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> 
         let m = joining.remove(first);
         match m.advertise_address() {
             Some(advertise) => {
-                out.steps.insert(
-                    0,
-                    Step::Init {
-                        host: m.host.name.clone(),
-                        advertise,
-                    },
-                );
+                out.steps.insert(0, Step::Init { host: m.host.name.clone(), advertise });
                 out.leader = Some(m.host.name.clone());
                 plan_labels(&mut out.steps, m.host, None);
             }
@@ -240,10 +249,7 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> 
         for m in joining {
             out.refused.push((
                 m.host.name.clone(),
-                format!(
-                    "{}: no manager of the swarm could be reached to join it through",
-                    m.host.name
-                ),
+                format!("{}: no manager of the swarm could be reached to join it through", m.host.name),
             ));
         }
         return out;
@@ -256,28 +262,30 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> 
     for m in joining {
         match m.advertise_address() {
             Some(advertise) => {
-                joins.push(Step::Join {
-                    host: m.host.name.clone(),
-                    manager: m.host.is_manager(),
-                    advertise,
-                });
+                joins.push(Step::Join { host: m.host.name.clone(), manager: m.host.is_manager(), advertise });
                 plan_labels(&mut labels, m.host, None);
             }
             None => out.refused.push((m.host.name.clone(), no_address(&m.host.name))),
         }
     }
-    let init_len = out
-        .steps
-        .iter()
-        .take_while(|s| matches!(s, Step::Init { .. }))
-        .count();
-    out.steps.splice(init_len..init_len, joins);
+    let init_len = out.steps.iter().take_while(|s| matches!(s, Step::Init { .. })).count();
+    out.steps.splice(init_len..init_len, joins.into_iter().chain(role_changes));
     out.steps.extend(labels);
 
+    // Removals last, when the joins gave the tasks somewhere to go.
+    for a in absent {
+        let Some(node) = &a.node else { continue };
+        let manager = nodes.iter().any(|n| &n.id == node && n.manager_status.is_some());
+        if manager && let Err(reason) = quorum.demote(&a.host, "removing") {
+            out.refused.push((a.host.clone(), reason));
+            continue;
+        }
+        out.steps.push(Step::Remove { host: a.host.clone(), node: node.clone(), manager, reachable: a.reachable });
+    }
+
     for node in nodes {
-        let known = members
-            .iter()
-            .any(|m| m.facts.swarm.as_ref().is_some_and(|s| s.node_id == node.id));
+        let known = members.iter().any(|m| m.facts.swarm.as_ref().is_some_and(|s| s.node_id == node.id))
+            || absent.iter().any(|a| a.node.as_deref() == Some(node.id.as_str()));
         if !known {
             out.warnings.push(format!(
                 "node {} ({}) is in the swarm but is not a reachable host of the inventory; clusterup leaves it alone",
@@ -291,11 +299,7 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool) -> 
 fn plan_labels(steps: &mut Vec<Step>, host: &Host, current: Option<&BTreeMap<String, String>>) {
     for (key, value) in &host.labels {
         if current.and_then(|c| c.get(key)) != Some(value) {
-            steps.push(Step::Label {
-                host: host.name.clone(),
-                key: key.clone(),
-                value: value.clone(),
-            });
+            steps.push(Step::Label { host: host.name.clone(), key: key.clone(), value: value.clone() });
         }
     }
 }
@@ -312,15 +316,43 @@ fn other_swarm(name: &str, theirs: Option<&str>, ours: Option<&str>) -> String {
     )
 }
 
-fn role_mismatch(name: &str, want_manager: bool) -> String {
-    if want_manager {
-        format!(
-            "{name} is a worker in the swarm but a manager in the inventory; role changes are not made yet: run `docker node promote {name}` on a manager"
-        )
-    } else {
-        format!(
-            "{name} is a manager in the swarm but a worker in the inventory; role changes are not made yet: run `docker node demote {name}` on a manager, keeping a majority of managers"
-        )
+/// Manager counts as changes are planned: every demotion or removal must leave a majority
+/// of the remaining managers reachable, or the swarm stops accepting changes.
+struct Quorum {
+    managers: usize,
+    reachable: usize,
+}
+
+impl Quorum {
+    fn of(nodes: &[SwarmNode]) -> Quorum {
+        let managers: Vec<&ManagerStatus> = nodes.iter().filter_map(|n| n.manager_status.as_ref()).collect();
+        Quorum {
+            managers: managers.len(),
+            reachable: managers.iter().filter(|m| m.reachability == "reachable").count(),
+        }
+    }
+
+    fn promote(&mut self) {
+        self.managers += 1;
+        self.reachable += 1;
+    }
+
+    fn demote(&mut self, host: &str, doing: &str) -> Result<(), String> {
+        let (after, reachable_after) = (self.managers.saturating_sub(1), self.reachable.saturating_sub(1));
+        let majority = after / 2 + 1;
+        if after == 0 {
+            return Err(format!("{doing} {host} would leave the swarm without a manager; refused"));
+        }
+        if reachable_after < majority {
+            return Err(format!(
+                "{doing} {host} would leave {after} manager(s) of which {reachable_after} reachable, and a swarm \
+                 needs a majority ({majority}) of its managers reachable; refused. Bring the unreachable managers \
+                 back (or add managers) first."
+            ));
+        }
+        self.managers = after;
+        self.reachable = reachable_after;
+        Ok(())
     }
 }
 

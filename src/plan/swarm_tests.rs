@@ -18,11 +18,7 @@ fn inventory() -> Inventory {
 }
 
 fn fresh(addr: &str) -> Facts {
-    Facts {
-        os_id: "debian".into(),
-        route_addr: Some(addr.into()),
-        ..Default::default()
-    }
+    Facts { os_id: "debian".into(), route_addr: Some(addr.into()), ..Default::default() }
 }
 
 fn joined(addr: &str, node: &str, cluster: Option<&str>, manager: bool) -> Facts {
@@ -40,41 +36,22 @@ fn joined(addr: &str, node: &str, cluster: Option<&str>, manager: bool) -> Facts
 }
 
 fn node(id: &str, labels: &[(&str, &str)]) -> SwarmNode {
-    let mut n = SwarmNode {
-        id: id.into(),
-        ..Default::default()
-    };
-    n.spec.labels = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect::<BTreeMap<_, _>>();
+    let mut n = SwarmNode { id: id.into(), ..Default::default() };
+    n.spec.labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
     n
 }
 
 fn members<'a>(inv: &'a Inventory, facts: &'a [Facts]) -> Vec<Member<'a>> {
-    inv.hosts
-        .iter()
-        .zip(facts)
-        .map(|(host, facts)| Member { host, facts })
-        .collect()
+    inv.hosts.iter().zip(facts).map(|(host, facts)| Member { host, facts }).collect()
 }
 
 #[test]
 fn fresh_hosts_init_on_first_manager_then_managers_join_before_workers() {
     let inv = inventory();
-    let facts = [
-        fresh("10.0.0.1"),
-        fresh("10.0.0.2"),
-        fresh("10.0.0.3"),
-        fresh("10.0.0.4"),
-    ];
-    let plan = plan(&members(&inv, &facts), &[], false);
+    let facts = [fresh("10.0.0.1"), fresh("10.0.0.2"), fresh("10.0.0.3"), fresh("10.0.0.4")];
+    let plan = plan(&members(&inv, &facts), &[], false, &[]);
     assert_eq!(plan.leader.as_deref(), Some("m1"));
-    let order: Vec<String> = plan
-        .steps
-        .iter()
-        .map(|s| format!("{}:{}", s.host(), s.describe()))
-        .collect();
+    let order: Vec<String> = plan.steps.iter().map(|s| format!("{}:{}", s.host(), s.describe())).collect();
     assert_eq!(
         order,
         [
@@ -98,13 +75,9 @@ fn converged_cluster_plans_nothing() {
         joined("10.0.0.3", "n3", Some("c1"), true),
         joined("10.0.0.4", "n4", None, false),
     ];
-    let nodes = [
-        node("n1", &[("zone", "a")]),
-        node("n2", &[]),
-        node("n3", &[]),
-        node("n4", &[("disk", "ssd")]),
-    ];
-    let plan = plan(&members(&inv, &facts), &nodes, false);
+    let nodes =
+        [node("n1", &[("zone", "a")]), node("n2", &[]), node("n3", &[]), node("n4", &[("disk", "ssd")])];
+    let plan = plan(&members(&inv, &facts), &nodes, false, &[]);
     assert_eq!(plan.steps, vec![]);
     assert_eq!(plan.leader.as_deref(), Some("m1"));
     assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
@@ -120,7 +93,7 @@ fn only_missing_hosts_join_and_changed_labels_are_set() {
         fresh("10.0.0.4"),
     ];
     let nodes = [node("n1", &[("zone", "b")]), node("n2", &[])];
-    let plan = plan(&members(&inv, &facts), &nodes, false);
+    let plan = plan(&members(&inv, &facts), &nodes, false, &[]);
     let hosts: Vec<(&str, String)> = plan.steps.iter().map(|s| (s.host(), s.describe())).collect();
     assert!(matches!(&plan.steps[0], Step::Join { host, manager: true, .. } if host == "m2"));
     assert!(matches!(&plan.steps[1], Step::Join { host, manager: false, .. } if host == "w2"));
@@ -138,27 +111,19 @@ fn a_host_of_another_swarm_is_refused_not_rejoined() {
         joined("10.0.0.3", "x9", Some("other"), true),
         fresh("10.0.0.4"),
     ];
-    let plan = plan(&members(&inv, &facts), &[node("n1", &[("zone", "a")])], false);
+    let plan = plan(&members(&inv, &facts), &[node("n1", &[("zone", "a")])], false, &[]);
     assert_eq!(plan.refused.len(), 1);
     assert_eq!(plan.refused[0].0, "m2");
-    assert!(
-        plan.refused[0].1.contains("another swarm (cluster other)"),
-        "{}",
-        plan.refused[0].1
-    );
+    assert!(plan.refused[0].1.contains("another swarm (cluster other)"), "{}", plan.refused[0].1);
     assert!(plan.steps.iter().all(|s| s.host() != "m2"));
 }
 
 #[test]
 fn workers_of_an_unknown_swarm_are_refused_when_no_manager_has_one() {
     let inv = inventory();
-    let facts = [
-        fresh("10.0.0.1"),
-        joined("10.0.0.2", "z", None, false),
-        fresh("10.0.0.3"),
-        fresh("10.0.0.4"),
-    ];
-    let plan = plan(&members(&inv, &facts), &[], false);
+    let facts =
+        [fresh("10.0.0.1"), joined("10.0.0.2", "z", None, false), fresh("10.0.0.3"), fresh("10.0.0.4")];
+    let plan = plan(&members(&inv, &facts), &[], false, &[]);
     assert_eq!(plan.refused[0].0, "w1");
     assert!(matches!(&plan.steps[0], Step::Init { host, .. } if host == "m1"));
 }
@@ -168,16 +133,10 @@ fn without_a_reachable_manager_nobody_joins() {
     let inv = inventory();
     let facts = [fresh("10.0.0.2"), fresh("10.0.0.4")];
     let hosts: Vec<Member> = vec![
-        Member {
-            host: &inv.hosts[1],
-            facts: &facts[0],
-        },
-        Member {
-            host: &inv.hosts[3],
-            facts: &facts[1],
-        },
+        Member { host: &inv.hosts[1], facts: &facts[0] },
+        Member { host: &inv.hosts[3], facts: &facts[1] },
     ];
-    let plan = plan(&hosts, &[], false);
+    let plan = plan(&hosts, &[], false, &[]);
     assert!(plan.steps.is_empty());
     assert_eq!(plan.refused.len(), 2);
     assert!(plan.refused[0].1.contains("no manager"), "{}", plan.refused[0].1);
@@ -196,12 +155,9 @@ fn pending_state_is_refused_with_the_fix() {
     ];
     let plan = plan(
         &members(&inv, &facts),
-        &[
-            node("n1", &[("zone", "a")]),
-            node("n3", &[]),
-            node("n4", &[("disk", "ssd")]),
-        ],
+        &[node("n1", &[("zone", "a")]), node("n3", &[]), node("n4", &[("disk", "ssd")])],
         false,
+        &[],
     );
     assert_eq!(plan.refused, vec![("w1".to_string(), plan.refused[0].1.clone())]);
     assert!(plan.refused[0].1.contains("docker swarm leave --force"));
@@ -212,27 +168,26 @@ fn swarm_members_are_left_alone_while_managers_are_unreachable() {
     let inv = inventory();
     let facts = [joined("10.0.0.2", "n2", None, false), fresh("10.0.0.4")];
     let hosts = vec![
-        Member {
-            host: &inv.hosts[1],
-            facts: &facts[0],
-        },
-        Member {
-            host: &inv.hosts[3],
-            facts: &facts[1],
-        },
+        Member { host: &inv.hosts[1], facts: &facts[0] },
+        Member { host: &inv.hosts[3], facts: &facts[1] },
     ];
-    let plan = plan(&hosts, &[], true);
+    let plan = plan(&hosts, &[], true, &[]);
     assert_eq!(plan.refused.len(), 1, "{:?}", plan.refused);
     assert_eq!(plan.refused[0].0, "w2");
-    assert!(
-        plan.warnings[0].contains("w1 is in a swarm"),
-        "{:?}",
-        plan.warnings
-    );
+    assert!(plan.warnings[0].contains("w1 is in a swarm"), "{:?}", plan.warnings);
+}
+
+fn manager(id: &str, reachable: bool) -> SwarmNode {
+    let mut n = node(id, &[]);
+    n.manager_status = Some(ManagerStatus {
+        leader: false,
+        reachability: if reachable { "reachable" } else { "unreachable" }.into(),
+    });
+    n
 }
 
 #[test]
-fn role_mismatch_is_a_warning() {
+fn a_worker_listed_as_manager_is_promoted() {
     let inv = inventory();
     let facts = [
         joined("10.0.0.1", "n1", Some("c1"), true),
@@ -240,13 +195,67 @@ fn role_mismatch_is_a_warning() {
         joined("10.0.0.3", "n3", None, false),
         joined("10.0.0.4", "n4", None, false),
     ];
-    let nodes = [
-        node("n1", &[("zone", "a")]),
-        node("n2", &[]),
-        node("n3", &[]),
-        node("n4", &[("disk", "ssd")]),
+    let mut n1 = manager("n1", true);
+    n1.spec.labels.insert("zone".into(), "a".into());
+    let mut n4 = node("n4", &[]);
+    n4.spec.labels.insert("disk".into(), "ssd".into());
+    let plan = plan(&members(&inv, &facts), &[n1, node("n2", &[]), node("n3", &[]), n4], false, &[]);
+    assert_eq!(plan.steps, vec![Step::Promote { host: "m2".into(), node: "n3".into() }]);
+}
+
+fn three_managers() -> Inventory {
+    Inventory::from_text(
+        Path::new("/inv/q.yml"),
+        "cluster: {name: q}\nhosts:\n\
+         - {name: a, address: 10.0.0.1, roles: [manager]}\n\
+         - {name: b, address: 10.0.0.2, roles: [manager]}\n\
+         - {name: c, address: 10.0.0.3, roles: [worker]}\n",
+    )
+    .unwrap()
+}
+
+#[test]
+fn demotion_keeps_quorum_or_is_refused() {
+    let inv = three_managers();
+    let facts = [
+        joined("10.0.0.1", "n1", Some("q"), true),
+        joined("10.0.0.2", "n2", Some("q"), true),
+        joined("10.0.0.3", "n3", Some("q"), true),
     ];
-    let plan = plan(&members(&inv, &facts), &nodes, false);
-    assert_eq!(plan.warnings.len(), 1);
-    assert!(plan.warnings[0].contains("docker node promote m2"));
+    // Three managers, all reachable: c may become a worker (2 of 2 remain).
+    let nodes = [manager("n1", true), manager("n2", true), manager("n3", true)];
+    let p = plan(&members(&inv, &facts), &nodes, false, &[]);
+    assert_eq!(p.steps, vec![Step::Demote { host: "c".into(), node: "n3".into() }]);
+    // With b unreachable, demoting c would leave 2 managers and 1 reachable: refused.
+    let nodes = [manager("n1", true), manager("n2", false), manager("n3", true)];
+    let p = plan(&members(&inv, &facts), &nodes, false, &[]);
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+    assert!(p.warnings[0].contains("majority (2)"), "{:?}", p.warnings);
+}
+
+#[test]
+fn absent_hosts_are_removed_managers_only_with_quorum() {
+    let inv = three_managers();
+    let facts = [joined("10.0.0.1", "n1", Some("q"), true), joined("10.0.0.2", "n2", Some("q"), true)];
+    let members: Vec<Member> =
+        inv.hosts[..2].iter().zip(&facts).map(|(host, facts)| Member { host, facts }).collect();
+    let worker_gone = [Absent { host: "old".into(), node: Some("n9".into()), reachable: false }];
+    let nodes = [manager("n1", true), manager("n2", true), node("n9", &[])];
+    let p = plan(&members, &nodes, false, &worker_gone);
+    assert_eq!(
+        p.steps,
+        vec![Step::Remove { host: "old".into(), node: "n9".into(), manager: false, reachable: false }]
+    );
+    assert!(p.warnings.is_empty(), "a node being removed is not a stranger: {:?}", p.warnings);
+
+    // Removing a manager of two, the other unreachable: refused.
+    let manager_gone = [Absent { host: "old".into(), node: Some("n9".into()), reachable: true }];
+    let nodes = [manager("n1", true), manager("n2", false), manager("n9", true)];
+    let p = plan(&members, &nodes, false, &manager_gone);
+    assert!(p.steps.iter().all(|s| !matches!(s, Step::Remove { .. })));
+    assert!(p.refused[0].1.contains("removing old"), "{:?}", p.refused);
+
+    // An absent host that is not in the swarm needs nothing.
+    let p = plan(&members, &nodes[..2], false, &[Absent { host: "x".into(), node: None, reachable: true }]);
+    assert!(p.steps.is_empty());
 }

@@ -30,9 +30,7 @@ impl Progress {
                 (h.clone(), bar)
             })
             .collect();
-        Progress {
-            bars: Some((multi, bars)),
-        }
+        Progress { bars: Some((multi, bars)) }
     }
 
     /// The step a host is on now.

@@ -23,27 +23,18 @@ impl RunLog {
             .transpose()
             .and_then(|_| OpenOptions::new().create(true).append(true).open(path));
         let log = match file {
-            Ok(file) => RunLog {
-                path: Some(path.to_path_buf()),
-                file: Mutex::new(Some(file)),
-            },
+            Ok(file) => RunLog { path: Some(path.to_path_buf()), file: Mutex::new(Some(file)) },
             Err(e) => {
                 eprintln!("warning: cannot open the log file {}: {e}", path.display());
                 RunLog::disabled()
             }
         };
-        log.line(
-            "-",
-            &format!("=== clusterup {command} (pid {})", std::process::id()),
-        );
+        log.line("-", &format!("=== clusterup {command} (pid {})", std::process::id()));
         log
     }
 
     pub fn disabled() -> RunLog {
-        RunLog {
-            path: None,
-            file: Mutex::new(None),
-        }
+        RunLog { path: None, file: Mutex::new(None) }
     }
 
     pub fn path(&self) -> Option<&Path> {

@@ -106,12 +106,7 @@ impl RunReport {
         self.cluster.status = self.cluster.derive_status();
         self.changed =
             self.hosts.values().map(|h| h.changes.len()).sum::<usize>() + self.cluster.changes.len();
-        self.failed = self
-            .hosts
-            .iter()
-            .filter(|(_, h)| h.error.is_some())
-            .map(|(n, _)| n.clone())
-            .collect();
+        self.failed = self.hosts.iter().filter(|(_, h)| h.error.is_some()).map(|(n, _)| n.clone()).collect();
     }
 
     pub fn print_human(&self) {

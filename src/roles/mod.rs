@@ -48,10 +48,7 @@ pub struct Role {
 pub const CHECK_NEEDS_APPLY: u32 = 10;
 
 pub fn file(path: &str) -> Option<&'static str> {
-    embedded::FILES
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, body)| *body)
+    embedded::FILES.iter().find(|(p, _)| *p == path).map(|(_, body)| *body)
 }
 
 /// A role by name. Roles are embedded and tested, so a missing one is a bug, not input.
@@ -63,10 +60,7 @@ pub fn role(name: &'static str) -> Role {
 
 /// The facts script: one round trip that tells everything planning needs about a host.
 pub fn facts() -> Script {
-    Script {
-        path: "facts/gather.sh".into(),
-        body: file("facts/gather.sh").unwrap_or_default().into(),
-    }
+    Script { path: "facts/gather.sh".into(), body: file("facts/gather.sh").unwrap_or_default().into() }
 }
 
 impl Role {
@@ -92,11 +86,8 @@ impl Role {
 
     /// A named step of a step role (`swarm`'s `join`, ...).
     pub fn step(&self, step: &str) -> Script {
-        let file_name = self
-            .manifest
-            .steps
-            .get(step)
-            .unwrap_or_else(|| panic!("{} has no step {step}", self.name));
+        let file_name =
+            self.manifest.steps.get(step).unwrap_or_else(|| panic!("{} has no step {step}", self.name));
         self.compose(file_name)
     }
 
@@ -109,25 +100,17 @@ impl Role {
             let path = format!("{}/{template}", self.name);
             let source = file(&path).ok_or_else(|| anyhow!("roles/{path} is not embedded"))?;
             let rendered = render(&path, source, vars)?;
-            inputs.push(Input::new(
-                &format!("{name}_SHA256"),
-                sha256_hex(format!("{rendered}\n").as_bytes()),
-            ));
+            inputs
+                .push(Input::new(&format!("{name}_SHA256"), sha256_hex(format!("{rendered}\n").as_bytes())));
             inputs.push(Input::new(name, rendered));
         }
         let given: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
         for declared in &self.manifest.inputs {
             if !given.contains(&declared.as_str()) {
-                bail!(
-                    "role {} declares input {declared}, which clusterup did not supply",
-                    self.name
-                );
+                bail!("role {} declares input {declared}, which clusterup did not supply", self.name);
             }
         }
-        if let Some(extra) = given
-            .iter()
-            .find(|g| !self.manifest.inputs.iter().any(|d| d == *g))
-        {
+        if let Some(extra) = given.iter().find(|g| !self.manifest.inputs.iter().any(|d| d == *g)) {
             bail!("role {} does not declare input {extra}", self.name);
         }
         Ok(inputs)
@@ -137,12 +120,9 @@ impl Role {
 /// Renders a template strictly: printing an undefined variable is an error.
 pub fn render(name: &str, source: &str, vars: &serde_json::Value) -> Result<String> {
     let mut tera = tera::Tera::default();
-    tera.add_raw_template(name, source)
-        .with_context(|| format!("template {name}"))?;
+    tera.add_raw_template(name, source).with_context(|| format!("template {name}"))?;
     let context = tera::Context::from_serialize(vars).with_context(|| format!("variables of {name}"))?;
-    let text = tera
-        .render(name, &context)
-        .map_err(|e| anyhow!("rendering {name}: {e}"))?;
+    let text = tera.render(name, &context).map_err(|e| anyhow!("rendering {name}: {e}"))?;
     Ok(text.trim_end().to_string())
 }
 

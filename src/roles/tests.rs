@@ -47,6 +47,7 @@ fn daemon_json_renders_valid_json_with_and_without_metrics() {
     let plain = [
         ("SOURCE", "distro".to_string()),
         ("SSH_USER", "admin".to_string()),
+        ("APT_LOCK_TIMEOUT", "300".to_string()),
     ];
     let vars = json!({"log_max_size": "10m", "log_max_file": 3, "metrics_address": null});
     let inputs = docker.inputs(&vars, &plain).unwrap();
@@ -54,11 +55,7 @@ fn daemon_json_renders_valid_json_with_and_without_metrics() {
     let parsed: serde_json::Value = serde_json::from_str(daemon).unwrap();
     assert_eq!(parsed["log-opts"]["max-file"], "3");
     assert!(parsed.get("metrics-addr").is_none());
-    let sha = &inputs
-        .iter()
-        .find(|i| i.name == "DAEMON_JSON_SHA256")
-        .unwrap()
-        .value;
+    let sha = &inputs.iter().find(|i| i.name == "DAEMON_JSON_SHA256").unwrap().value;
     assert_eq!(*sha, sha256_hex(format!("{daemon}\n").as_bytes()));
 
     let vars = json!({"log_max_size": "10m", "log_max_file": 3, "metrics_address": "0.0.0.0:9323"});
@@ -71,10 +68,12 @@ fn daemon_json_renders_valid_json_with_and_without_metrics() {
 #[test]
 fn missing_variables_and_inputs_are_errors() {
     let docker = role("docker");
-    let plain = [("SOURCE", "distro".to_string()), ("SSH_USER", "root".to_string())];
-    let err = docker
-        .inputs(&json!({"log_max_file": 3, "metrics_address": null}), &plain)
-        .unwrap_err();
+    let plain = [
+        ("SOURCE", "distro".to_string()),
+        ("SSH_USER", "root".to_string()),
+        ("APT_LOCK_TIMEOUT", "300".to_string()),
+    ];
+    let err = docker.inputs(&json!({"log_max_file": 3, "metrics_address": null}), &plain).unwrap_err();
     assert!(format!("{err:#}").contains("log_max_size"), "{err:#}");
     let vars = json!({"log_max_size": "10m", "log_max_file": 3, "metrics_address": null});
     let err = docker.inputs(&vars, &plain[..1]).unwrap_err();
@@ -83,8 +82,5 @@ fn missing_variables_and_inputs_are_errors() {
 
 #[test]
 fn sha256_is_lowercase_hex() {
-    assert_eq!(
-        sha256_hex(b"abc"),
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
+    assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }

@@ -29,9 +29,7 @@ pub fn internal_tls(host: &str) -> bool {
     let host = host.to_ascii_lowercase();
     host.parse::<IpAddr>().is_ok()
         || host == "localhost"
-        || PRIVATE_SUFFIXES
-            .iter()
-            .any(|s| host.ends_with(s) || host == s.trim_start_matches('.'))
+        || PRIVATE_SUFFIXES.iter().any(|s| host.ends_with(s) || host == s.trim_start_matches('.'))
 }
 
 pub fn routes(inv: &Inventory) -> Vec<Route> {

@@ -49,10 +49,8 @@ pub fn builtin_names() -> Vec<&'static str> {
 
 pub fn builtin(name: &str) -> Option<Template> {
     let prefix = format!("{name}/");
-    let files: Vec<(&str, &str)> = embedded::FILES
-        .iter()
-        .filter_map(|(p, body)| p.strip_prefix(&prefix).map(|f| (f, *body)))
-        .collect();
+    let files: Vec<(&str, &str)> =
+        embedded::FILES.iter().filter_map(|(p, body)| p.strip_prefix(&prefix).map(|f| (f, *body))).collect();
     let stack = files.iter().find(|(f, _)| *f == "stack.yml.tera")?.1.to_string();
     let defaults = match files.iter().find(|(f, _)| *f == "defaults.yml") {
         Some((_, text)) => {
@@ -65,12 +63,7 @@ pub fn builtin(name: &str) -> Option<Template> {
         .filter(|(f, _)| *f != "stack.yml.tera" && f.ends_with(".tera"))
         .map(|(f, body)| (f.trim_end_matches(".tera").to_string(), body.to_string()))
         .collect();
-    Some(Template {
-        name: name.to_string(),
-        stack,
-        defaults,
-        extras,
-    })
+    Some(Template { name: name.to_string(), stack, defaults, extras })
 }
 
 #[cfg(test)]
@@ -78,9 +71,7 @@ pub fn builtin(name: &str) -> Option<Template> {
 pub fn builtin_example(name: &str) -> Option<Map<String, Value>> {
     let path = format!("{name}/example.yml");
     let text = embedded::FILES.iter().find(|(p, _)| *p == path)?.1;
-    serde_saphyr::from_str::<Option<Map<String, Value>>>(text)
-        .ok()
-        .map(Option::unwrap_or_default)
+    serde_saphyr::from_str::<Option<Map<String, Value>>>(text).ok().map(Option::unwrap_or_default)
 }
 
 fn load(stack: &Stack) -> Result<Template> {
@@ -104,19 +95,13 @@ fn load(stack: &Stack) -> Result<Template> {
 /// The swarm name of each inventory secret: content-addressed, so a new value is a new
 /// secret and the services using it roll.
 pub fn secret_names(secrets: &[Secret]) -> Result<BTreeMap<String, String>> {
-    secrets
-        .iter()
-        .map(|s| Ok((s.name.clone(), versioned(&s.name, secret_value(s)?.as_bytes()))))
-        .collect()
+    secrets.iter().map(|s| Ok((s.name.clone(), versioned(&s.name, secret_value(s)?.as_bytes())))).collect()
 }
 
 pub fn secret_value(secret: &Secret) -> Result<String> {
     match &secret.source {
         SecretSource::Env(var) => std::env::var(var).map_err(|_| {
-            anyhow!(
-                "secret `{}`: environment variable {var} is not set (or not UTF-8)",
-                secret.name
-            )
+            anyhow!("secret `{}`: environment variable {var} is not set (or not UTF-8)", secret.name)
         }),
         SecretSource::File(path) => {
             let text = std::fs::read_to_string(path)
@@ -153,24 +138,13 @@ pub fn render_stack(inv: &Inventory, stack: &Stack, secrets: &BTreeMap<String, S
     }
     ctx.insert("configs".into(), Value::Object(configs));
 
-    let compose = render(
-        &format!("{}/stack.yml.tera", template.name),
-        &template.stack,
-        &ctx,
-    )
-    .with_context(|| format!("stack `{}`", stack.name))?;
-    let parsed: Value = serde_saphyr::from_str(&compose).map_err(|e| {
-        anyhow!(
-            "stack `{}`: the rendered compose file is not valid YAML: {e}",
-            stack.name
-        )
-    })?;
+    let compose = render(&format!("{}/stack.yml.tera", template.name), &template.stack, &ctx)
+        .with_context(|| format!("stack `{}`", stack.name))?;
+    let parsed: Value = serde_saphyr::from_str(&compose)
+        .map_err(|e| anyhow!("stack `{}`: the rendered compose file is not valid YAML: {e}", stack.name))?;
     let services = parsed.get("services").and_then(Value::as_object);
     let Some(services) = services else {
-        bail!(
-            "stack `{}`: the rendered compose file has no `services:`",
-            stack.name
-        );
+        bail!("stack `{}`: the rendered compose file has no `services:`", stack.name);
     };
     for route in &stack.expose {
         if !services.contains_key(&route.service) {
@@ -187,12 +161,7 @@ pub fn render_stack(inv: &Inventory, stack: &Stack, secrets: &BTreeMap<String, S
     for (name, content) in &files {
         digest.push_str(&format!("\n--- {name}\n{content}"));
     }
-    Ok(Rendered {
-        stack: stack.name.clone(),
-        sha256: sha256_hex(digest.as_bytes()),
-        compose,
-        files,
-    })
+    Ok(Rendered { stack: stack.name.clone(), sha256: sha256_hex(digest.as_bytes()), compose, files })
 }
 
 fn render(name: &str, source: &str, ctx: &Map<String, Value>) -> Result<String> {
@@ -208,12 +177,10 @@ fn render(name: &str, source: &str, ctx: &Map<String, Value>) -> Result<String> 
             serde_json::to_string(&v).map_err(|e| tera::Error::message(e.to_string()))
         },
     );
-    tera.add_raw_template(name, source)
-        .map_err(|e| anyhow!("template {name}: {e}"))?;
+    tera.add_raw_template(name, source).map_err(|e| anyhow!("template {name}: {e}"))?;
     let context = tera::Context::from_serialize(ctx).map_err(|e| anyhow!("template {name}: {e}"))?;
-    let mut text = tera
-        .render(name, &context)
-        .map_err(|e| anyhow!("rendering {name}: {}", error_chain(&e)))?;
+    let mut text =
+        tera.render(name, &context).map_err(|e| anyhow!("rendering {name}: {}", error_chain(&e)))?;
     if !text.ends_with('\n') {
         text.push('\n');
     }
@@ -233,12 +200,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// A rendered stack as `clusterup render` prints it: the compose file, then each file
 /// deployed beside it.
 pub fn describe(rendered: &Rendered) -> String {
-    let mut out = format!(
-        "# --- stack {} (sha256 {})\n{}",
-        rendered.stack,
-        &rendered.sha256[..12],
-        rendered.compose
-    );
+    let mut out =
+        format!("# --- stack {} (sha256 {})\n{}", rendered.stack, &rendered.sha256[..12], rendered.compose);
     for (name, content) in &rendered.files {
         out.push_str(&format!(
             "# --- stack {}: file {name}, deployed as a swarm config\n{content}",

@@ -8,16 +8,11 @@ use crate::inventory::Inventory;
 /// The Compose v3.9 schema `docker stack deploy` (Docker 20.10) checks stack files against,
 /// from the project's shared reference data beside the repository.
 fn compose_schema() -> jsonschema::Validator {
-    let path = std::env::var_os("CLUSTERUP_COMPOSE_SCHEMA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/compose-v3.9.schema.json")
-        });
+    let path = std::env::var_os("CLUSTERUP_COMPOSE_SCHEMA").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/compose-v3.9.schema.json")
+    });
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "the Compose schema is needed at {} ({e}); set CLUSTERUP_COMPOSE_SCHEMA",
-            path.display()
-        )
+        panic!("the Compose schema is needed at {} ({e}); set CLUSTERUP_COMPOSE_SCHEMA", path.display())
     });
     let schema: Value = serde_json::from_str(&text).unwrap();
     jsonschema::validator_for(&schema).unwrap()
@@ -29,15 +24,9 @@ fn parsed(rendered: &Rendered) -> Value {
 
 fn assert_valid_compose(name: &str, compose: &Value) {
     let validator = compose_schema();
-    let errors: Vec<String> = validator
-        .iter_errors(compose)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{name}: not a valid Compose 3.9 file:\n{}",
-        errors.join("\n")
-    );
+    let errors: Vec<String> =
+        validator.iter_errors(compose).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{name}: not a valid Compose 3.9 file:\n{}", errors.join("\n"));
 }
 
 /// An inventory with every built-in template as a stack, routes to two of them, and the
@@ -81,27 +70,16 @@ fn every_builtin_renders_a_valid_compose_file_with_its_example() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     on_disk.sort();
-    assert_eq!(
-        names, on_disk,
-        "every folder of templates/ is a built-in template"
-    );
+    assert_eq!(names, on_disk, "every folder of templates/ is a built-in template");
     let mut stacks: String = names.iter().map(|n| stack_line(n)).collect();
     stacks.push_str("  - {name: app, template: whoami, expose: [{service: web, host: app.example.com, port: 80}, {service: web, host: whoami.lab.test, port: 80, sticky: true}]}\n");
     let inv = inventory(&stacks);
     for stack in &inv.stacks {
         let rendered = render_stack(&inv, stack, &secrets()).unwrap_or_else(|e| panic!("{e:#}"));
         assert_valid_compose(&stack.name, &parsed(&rendered));
-        assert!(
-            rendered.compose.contains("version: \"3.8\""),
-            "{}: pin the compose version",
-            stack.name
-        );
+        assert!(rendered.compose.contains("version: \"3.8\""), "{}: pin the compose version", stack.name);
         for (file, content) in &rendered.files {
-            assert!(
-                !content.trim().is_empty(),
-                "{}: {file} rendered empty",
-                stack.name
-            );
+            assert!(!content.trim().is_empty(), "{}: {file} rendered empty", stack.name);
         }
     }
 }
@@ -113,16 +91,9 @@ fn caddy_routes_every_exposed_host_with_internal_tls_where_no_public_cert_exists
          - {name: app, template: whoami, networks: [database], expose: [{service: web, host: app.example.com, port: 8080}, {service: web, host: whoami.lab.test, port: 8080}]}\n",
     );
     let proxy = render_stack(&inv, &inv.stacks[0], &secrets()).unwrap();
-    let (_, caddyfile) = proxy
-        .files
-        .iter()
-        .find(|(f, _)| f == "Caddyfile")
-        .expect("a Caddyfile");
+    let (_, caddyfile) = proxy.files.iter().find(|(f, _)| f == "Caddyfile").expect("a Caddyfile");
     assert!(caddyfile.contains("email ops@example.com"), "{caddyfile}");
-    assert!(
-        caddyfile.contains("app.example.com {\n\treverse_proxy app_web:8080\n}"),
-        "{caddyfile}"
-    );
+    assert!(caddyfile.contains("app.example.com {\n\treverse_proxy app_web:8080\n}"), "{caddyfile}");
     assert!(
         caddyfile.contains("whoami.lab.test {\n\ttls internal\n\treverse_proxy app_web:8080\n}"),
         "{caddyfile}"
@@ -175,19 +146,10 @@ fn undefined_variables_and_missing_services_are_errors() {
                 networks: [{name: reverse-proxy}]\n\
                 stacks:\n  - {name: bad, template: ./bad.yml.tera}\n  - {name: nosvc, template: whoami, expose: [{service: api, host: a.example.com, port: 80}]}\n";
     let inv = Inventory::from_text(&dir.join("inv.yml"), text).unwrap();
-    let err = format!(
-        "{:#}",
-        render_stack(&inv, &inv.stacks[0], &secrets()).unwrap_err()
-    );
+    let err = format!("{:#}", render_stack(&inv, &inv.stacks[0], &secrets()).unwrap_err());
     assert!(err.contains("stack `bad`") && err.contains("image"), "{err}");
-    let err = format!(
-        "{:#}",
-        render_stack(&inv, &inv.stacks[1], &secrets()).unwrap_err()
-    );
-    assert!(
-        err.contains("exposes service `api`") && err.contains("web"),
-        "{err}"
-    );
+    let err = format!("{:#}", render_stack(&inv, &inv.stacks[1], &secrets()).unwrap_err());
+    assert!(err.contains("exposes service `api`") && err.contains("web"), "{err}");
 
     std::fs::write(
         dir.join("json.yml.tera"),
@@ -196,10 +158,7 @@ fn undefined_variables_and_missing_services_are_errors() {
     .unwrap();
     let text = "cluster: {name: t}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager]}\nstacks:\n  - {name: j, template: ./json.yml.tera}\n";
     let inv = Inventory::from_text(&dir.join("inv2.yml"), text).unwrap();
-    let err = format!(
-        "{:#}",
-        render_stack(&inv, &inv.stacks[0], &secrets()).unwrap_err()
-    );
+    let err = format!("{:#}", render_stack(&inv, &inv.stacks[0], &secrets()).unwrap_err());
     assert!(err.contains("undefined"), "{err}");
 }
 

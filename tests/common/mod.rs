@@ -17,15 +17,8 @@ pub fn lab_dir() -> PathBuf {
 }
 
 pub fn lab(args: &[&str]) -> String {
-    let out = Command::new(repo().join("vm-tests/lab"))
-        .args(args)
-        .output()
-        .expect("run vm-tests/lab");
-    assert!(
-        out.status.success(),
-        "vm-tests/lab {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(repo().join("vm-tests/lab")).args(args).output().expect("run vm-tests/lab");
+    assert!(out.status.success(), "vm-tests/lab {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -47,11 +40,7 @@ pub fn clusterup_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         .arg(lab_dir().join("clusterup-test.log"))
         .output()
         .expect("run clusterup");
-    eprintln!(
-        "$ clusterup {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    eprintln!("$ clusterup {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -61,12 +50,8 @@ pub fn with_agent(args: &[&str]) -> Output {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("sock");
-    let mut agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&sock)
-        .spawn()
-        .expect("start ssh-agent");
+    let mut agent =
+        Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).spawn().expect("start ssh-agent");
     for _ in 0..50 {
         if sock.exists() {
             break;
@@ -78,11 +63,7 @@ pub fn with_agent(args: &[&str]) -> Output {
         .env("SSH_AUTH_SOCK", &sock)
         .output()
         .unwrap();
-    assert!(
-        added.status.success(),
-        "ssh-add: {}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    assert!(added.status.success(), "ssh-add: {}", String::from_utf8_lossy(&added.stderr));
     let out = Command::new(env!("CARGO_BIN_EXE_clusterup"))
         .args(args)
         .arg("--log")
@@ -93,11 +74,7 @@ pub fn with_agent(args: &[&str]) -> Output {
         .expect("run clusterup");
     let _ = agent.kill();
     let _ = agent.wait();
-    eprintln!(
-        "$ clusterup {} (ssh-agent)\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    eprintln!("$ clusterup {} (ssh-agent)\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     out
 }
 

@@ -25,32 +25,21 @@ pub async fn observe(run: &mut Run) {
             Err(e) => run.report.fail_cluster(format!("{e:#}")),
         }
     }
-    let hosts: Vec<String> = run
-        .healthy()
-        .into_iter()
-        .filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node()))
-        .collect();
+    let hosts: Vec<String> =
+        run.healthy().into_iter().filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node())).collect();
     let all: Vec<String> = archives.iter().flat_map(|(_, t)| t.clone()).collect();
     // Nodes without an engine yet lack everything; the others are asked.
-    let (asked, fresh): (Vec<String>, Vec<String>) = hosts
-        .into_iter()
-        .partition(|h| run.facts.get(h).is_some_and(|f| f.docker_installed));
+    let (asked, fresh): (Vec<String>, Vec<String>) =
+        hosts.into_iter().partition(|h| run.facts.get(h).is_some_and(|f| f.docker_installed));
     let missing_script = roles::role("images").step("missing");
     let results = run
         .each(&asked, |_, session| {
-            let invocation = commands::script(
-                &missing_script,
-                &[Input::new("IMAGES", all.join("\n"))],
-                session.sudo,
-            );
+            let invocation =
+                commands::script(&missing_script, &[Input::new("IMAGES", all.join("\n"))], session.sudo);
             async move {
                 let out = session.run(&invocation).await?;
                 if !out.success() {
-                    return Err(anyhow!(
-                        "{}: checking images failed: {}",
-                        session.host,
-                        out.tail()
-                    ));
+                    return Err(anyhow!("{}: checking images failed: {}", session.host, out.tail()));
                 }
                 Ok(out.stdout.lines().map(str::to_string).collect::<Vec<_>>())
             }
@@ -85,11 +74,7 @@ pub async fn observe(run: &mut Run) {
 
 pub async fn apply(run: &mut Run) {
     let loads = std::mem::take(&mut run.image_loads);
-    let hosts: Vec<String> = run
-        .healthy()
-        .into_iter()
-        .filter(|h| loads.contains_key(h))
-        .collect();
+    let hosts: Vec<String> = run.healthy().into_iter().filter(|h| loads.contains_key(h)).collect();
     if hosts.is_empty() {
         return;
     }
@@ -101,16 +86,11 @@ pub async fn apply(run: &mut Run) {
             async move {
                 let mut changes = Vec::new();
                 for (path, tags) in archives {
-                    let file = path
-                        .file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_default();
+                    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
                     progress.step(&name, &format!("loading {file}"));
                     let bytes =
                         std::fs::read(&path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
-                    let out = session
-                        .run(&commands::docker_load(&file, bytes, session.sudo))
-                        .await?;
+                    let out = session.run(&commands::docker_load(&file, bytes, session.sudo)).await?;
                     if !out.success() {
                         return Err(anyhow!("{name}: docker load of {file} failed: {}", out.tail()));
                     }

@@ -23,15 +23,16 @@ fn roles_for(inv: &Inventory, host: &str) -> Result<Vec<(Role, Vec<Input>)>> {
         "log_max_file": inv.docker.log_max_file,
         "metrics_address": inv.docker.metrics_address,
     });
-    let source = serde_json::to_value(inv.docker.source)?
-        .as_str()
-        .unwrap_or("distro")
-        .to_string();
-    let inputs = docker.inputs(&vars, &[("SOURCE", source), ("SSH_USER", h.ssh.user.clone())])?;
+    let source = serde_json::to_value(inv.docker.source)?.as_str().unwrap_or("distro").to_string();
+    let lock = inv.apt_lock_timeout.to_string();
+    let inputs = docker.inputs(
+        &vars,
+        &[("SOURCE", source), ("SSH_USER", h.ssh.user.clone()), ("APT_LOCK_TIMEOUT", lock.clone())],
+    )?;
     let mut list = vec![(docker, inputs)];
     if inv.nfs.is_some() {
         let nfs = roles::role("nfs-client");
-        let inputs = nfs.inputs(&json!({}), &[])?;
+        let inputs = nfs.inputs(&json!({}), &[("APT_LOCK_TIMEOUT", lock)])?;
         list.push((nfs, inputs));
     }
     Ok(list)
@@ -70,17 +71,12 @@ pub async fn check(run: &mut Run) {
 }
 
 async fn check_role(session: &Session, role: &Role, inputs: &[Input]) -> Result<Vec<String>> {
-    let output = session
-        .run(&commands::script(&role.check(), inputs, session.sudo))
-        .await?;
+    let output = session.run(&commands::script(&role.check(), inputs, session.sudo)).await?;
     match output.status {
         0 => Ok(Vec::new()),
-        CHECK_NEEDS_APPLY => Ok(output
-            .stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect()),
+        CHECK_NEEDS_APPLY => {
+            Ok(output.stdout.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect())
+        }
         status => Err(anyhow!(
             "{}: check of role {} failed (exit {status}): {}",
             session.host,
@@ -91,11 +87,7 @@ async fn check_role(session: &Session, role: &Role, inputs: &[Input]) -> Result<
 }
 
 pub async fn apply(run: &mut Run) {
-    let hosts: Vec<String> = run
-        .healthy()
-        .into_iter()
-        .filter(|h| run.role_needs.contains_key(h))
-        .collect();
+    let hosts: Vec<String> = run.healthy().into_iter().filter(|h| run.role_needs.contains_key(h)).collect();
     if hosts.is_empty() {
         return;
     }
@@ -105,10 +97,8 @@ pub async fn apply(run: &mut Run) {
     let results = run
         .each(&hosts, |name, session| {
             let roles = roles_for(&inv, &name);
-            let wanted: Vec<&'static str> = needs
-                .get(&name)
-                .map(|n| n.iter().map(|(r, _)| *r).collect())
-                .unwrap_or_default();
+            let wanted: Vec<&'static str> =
+                needs.get(&name).map(|n| n.iter().map(|(r, _)| *r).collect()).unwrap_or_default();
             let progress = progress.clone();
             async move {
                 let mut changes = Vec::new();
@@ -117,9 +107,7 @@ pub async fn apply(run: &mut Run) {
                         continue;
                     }
                     progress.step(&name, &format!("applying role {}", role.name));
-                    let output = session
-                        .run(&commands::script(&role.apply(), &inputs, session.sudo))
-                        .await?;
+                    let output = session.run(&commands::script(&role.apply(), &inputs, session.sudo)).await?;
                     if !output.success() {
                         return Err(anyhow!(
                             "{name}: role {} failed (exit {}): {}",

@@ -39,11 +39,7 @@ impl ServicesPlan {
             out.push(Change::new(CLUSTER, "secret", format!("create secret {name}")));
         }
         for (r, why) in &self.deploys {
-            out.push(Change::new(
-                CLUSTER,
-                "stack",
-                format!("deploy stack {} ({why})", r.stack),
-            ));
+            out.push(Change::new(CLUSTER, "stack", format!("deploy stack {} ({why})", r.stack)));
         }
         out
     }
@@ -55,22 +51,14 @@ fn wanted(run: &Run) -> bool {
 
 fn leader(run: &Run) -> Option<Arc<Session>> {
     let name = run.swarm.leader.as_ref()?;
-    if run.report.is_failed(name) {
-        None
-    } else {
-        run.sessions.get(name).cloned()
-    }
+    if run.report.is_failed(name) { None } else { run.sessions.get(name).cloned() }
 }
 
 async fn observe_on(session: &Session) -> Result<Observed> {
     let script = roles::role("stacks").step("observe");
     let out = session.run(&commands::script(&script, &[], session.sudo)).await?;
     if !out.success() {
-        return Err(anyhow!(
-            "{}: reading networks and stacks failed: {}",
-            session.host,
-            out.tail()
-        ));
+        return Err(anyhow!("{}: reading networks and stacks failed: {}", session.host, out.tail()));
     }
     Observed::parse(&out.stdout).map_err(|e| anyhow!("{}: {e}", session.host))
 }
@@ -118,11 +106,7 @@ fn decide(run: &mut Run, observed: &Observed) -> Result<ServicesPlan> {
     for secret in &run.inv.secrets {
         let swarm_name = &names[&secret.name];
         if !observed.secrets.contains(swarm_name) {
-            secrets.push((
-                secret.name.clone(),
-                swarm_name.clone(),
-                templates::secret_value(secret)?,
-            ));
+            secrets.push((secret.name.clone(), swarm_name.clone(), templates::secret_value(secret)?));
         }
     }
     let mut deploys = Vec::new();
@@ -133,11 +117,7 @@ fn decide(run: &mut Run, observed: &Observed) -> Result<ServicesPlan> {
             deploys.push((rendered, why));
         }
     }
-    Ok(ServicesPlan {
-        networks,
-        secrets,
-        deploys,
-    })
+    Ok(ServicesPlan { networks, secrets, deploys })
 }
 
 pub async fn apply(run: &mut Run) {
@@ -145,8 +125,7 @@ pub async fn apply(run: &mut Run) {
         return;
     }
     let Some(session) = leader(run) else {
-        run.report
-            .fail_cluster("no manager of the swarm is available to create networks and deploy stacks");
+        run.report.fail_cluster("no manager of the swarm is available to create networks and deploy stacks");
         return;
     };
     // The swarm may have been created moments ago: decide again from what is there now.
@@ -170,8 +149,7 @@ pub async fn apply(run: &mut Run) {
 async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Result<()> {
     let role = roles::role("stacks");
     for n in &plan.networks {
-        run.progress
-            .step(&session.host, &format!("creating network {}", n.name));
+        run.progress.step(&session.host, &format!("creating network {}", n.name));
         let inputs = [
             Input::new("NAME", n.name.clone()),
             Input::new("ENCRYPTED", if n.encrypted { "yes" } else { "no" }),
@@ -201,8 +179,7 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
     }
     let timeout = run.options.converge_timeout;
     for (rendered, _) in &plan.deploys {
-        run.progress
-            .step(&session.host, &format!("deploying stack {}", rendered.stack));
+        run.progress.step(&session.host, &format!("deploying stack {}", rendered.stack));
         let invocation = commands::script(
             &role.step("deploy"),
             &deploy_inputs(rendered, &run.inv.images.resolve),
@@ -212,15 +189,10 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
             run.report.fail_cluster(format!("{e:#}"));
             continue;
         }
-        run.progress
-            .step(&session.host, &format!("waiting for stack {}", rendered.stack));
-        let inputs = [
-            Input::new("STACK", rendered.stack.clone()),
-            Input::new("TIMEOUT", timeout.to_string()),
-        ];
-        let out = session
-            .run(&commands::script(&role.step("converge"), &inputs, session.sudo))
-            .await?;
+        run.progress.step(&session.host, &format!("waiting for stack {}", rendered.stack));
+        let inputs =
+            [Input::new("STACK", rendered.stack.clone()), Input::new("TIMEOUT", timeout.to_string())];
+        let out = session.run(&commands::script(&role.step("converge"), &inputs, session.sudo)).await?;
         if !out.success() {
             run.report.fail_cluster(format!(
                 "stack {}: services did not reach their desired replicas within {timeout} s:\n{}",

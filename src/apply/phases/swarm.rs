@@ -9,24 +9,18 @@ use anyhow::{Result, anyhow};
 use crate::apply::Run;
 use crate::commands::{self, Input};
 use crate::connection::Session;
-use crate::plan::swarm::{self, Member, Step, SwarmNode};
+use crate::plan::swarm::{self, Absent, Member, Step, SwarmNode};
 use crate::roles;
 
 pub async fn observe(run: &mut Run) {
-    let swarm_hosts: Vec<String> = run
-        .healthy()
-        .into_iter()
-        .filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node()))
-        .collect();
+    let swarm_hosts: Vec<String> =
+        run.healthy().into_iter().filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node())).collect();
     if swarm_hosts.is_empty() {
         return;
     }
     // Any reachable manager of the swarm can list its nodes.
     let lister = swarm_hosts.iter().find(|h| {
-        run.facts
-            .get(*h)
-            .and_then(|f| f.swarm.as_ref())
-            .is_some_and(|s| s.is_active() && s.control_available)
+        run.facts.get(*h).and_then(|f| f.swarm.as_ref()).is_some_and(|s| s.is_active() && s.control_available)
     });
     if let Some(lister) = lister.cloned()
         && let Some(session) = run.sessions.get(&lister).cloned()
@@ -44,27 +38,45 @@ pub async fn observe(run: &mut Run) {
         .filter(|h| h.is_swarm_node() && !run.report.is_failed(&h.name))
         .filter_map(|h| run.facts.get(&h.name).map(|facts| Member { host: h, facts }))
         .collect();
-    let managers_missing = run
-        .inv
-        .hosts
-        .iter()
-        .any(|h| h.is_manager() && !members.iter().any(|m| m.host.name == h.name));
-    let plan = swarm::plan(&members, &run.nodes, managers_missing);
+    let managers_missing =
+        run.inv.hosts.iter().any(|h| h.is_manager() && !members.iter().any(|m| m.host.name == h.name));
+    let absent = absent_hosts(run);
+    let plan = swarm::plan(&members, &run.nodes, managers_missing, &absent);
     for (host, reason) in plan.refused.clone() {
         run.fail(&host, reason);
     }
     run.swarm = plan;
 }
 
+/// Hosts marked `state: absent`, each with its node: from its own facts when it answers,
+/// else found in the node list by address or hostname.
+fn absent_hosts(run: &Run) -> Vec<Absent> {
+    run.inv
+        .hosts
+        .iter()
+        .filter(|h| h.is_absent())
+        .map(|h| {
+            let own = run.facts.get(&h.name).and_then(|f| f.swarm.as_ref()).filter(|s| s.is_active());
+            let node = own.map(|s| s.node_id.clone()).or_else(|| {
+                run.nodes
+                    .iter()
+                    .find(|n| {
+                        n.status.addr == h.address
+                            || h.advertise_address.as_deref() == Some(n.status.addr.as_str())
+                            || n.description.hostname == h.name
+                    })
+                    .map(|n| n.id.clone())
+            });
+            Absent { host: h.name.clone(), node, reachable: own.is_some() && run.sessions.contains_key(&h.name) }
+        })
+        .collect()
+}
+
 pub async fn list_nodes(session: &Session) -> Result<Vec<SwarmNode>> {
     let script = roles::role("swarm").step("nodes");
     let output = session.run(&commands::script(&script, &[], session.sudo)).await?;
     if !output.success() {
-        return Err(anyhow!(
-            "{}: listing the swarm's nodes failed: {}",
-            session.host,
-            output.tail()
-        ));
+        return Err(anyhow!("{}: listing the swarm's nodes failed: {}", session.host, output.tail()));
     }
     serde_json::from_str(&output.stdout)
         .map_err(|e| anyhow!("{}: cannot read the node list: {e}", session.host))
@@ -81,10 +93,7 @@ pub async fn apply(run: &mut Run) {
         .facts
         .iter()
         .filter_map(|(h, f)| {
-            f.swarm
-                .as_ref()
-                .filter(|s| s.is_active())
-                .map(|s| (h.clone(), s.node_id.clone()))
+            f.swarm.as_ref().filter(|s| s.is_active()).map(|s| (h.clone(), s.node_id.clone()))
         })
         .collect();
     let mut leader = run.swarm.leader.clone();
@@ -104,18 +113,10 @@ pub async fn apply(run: &mut Run) {
         };
         run.progress.step(host, "creating the swarm");
         let inputs = [Input::new("ADVERTISE_ADDR", advertise.clone())];
-        match node_id_from(
-            &session,
-            &commands::script(&swarm.step("init"), &inputs, session.sudo),
-        )
-        .await
-        {
+        match node_id_from(&session, &commands::script(&swarm.step("init"), &inputs, session.sudo)).await {
             Ok(id) => {
                 node_ids.insert(host.clone(), id);
-                run.report
-                    .host(host)
-                    .changes
-                    .push(format!("swarm: {}", step.describe()));
+                run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
                 leader = Some(host.clone());
                 manager_addr = Some(format!("{advertise}:2377"));
             }
@@ -145,10 +146,7 @@ pub async fn apply(run: &mut Run) {
             Ok((worker_token, manager_token)) => {
                 let addr = manager_addr.clone().unwrap_or_default();
                 // Managers one at a time: each join changes the raft quorum.
-                for step in joins
-                    .iter()
-                    .filter(|s| matches!(s, Step::Join { manager: true, .. }))
-                {
+                for step in joins.iter().filter(|s| matches!(s, Step::Join { manager: true, .. })) {
                     join_one(run, step, &manager_token, &addr, &mut node_ids).await;
                 }
                 let workers: Vec<&Step> = joins
@@ -167,19 +165,77 @@ pub async fn apply(run: &mut Run) {
         run.swarm.cluster_id = Some("created".into());
     }
 
-    // 3. Labels, all in one round trip on the leader.
+    // 3. Role changes, one at a time on the leader.
+    if let Some(leader) = &leader {
+        for step in steps.iter().filter(|s| matches!(s, Step::Promote { .. } | Step::Demote { .. })) {
+            let (Step::Promote { host, node } | Step::Demote { host, node }) = step else { continue };
+            let name = if matches!(step, Step::Promote { .. }) { "promote" } else { "demote" };
+            on_leader(run, leader, host, step, name, &[Input::new("NODE", node.clone())]).await;
+        }
+    }
+
+    // 4. Labels, all in one round trip on the leader.
     let labels: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::Label { .. })).collect();
-    if let (false, Some(leader)) = (labels.is_empty(), leader) {
-        set_labels(run, &leader, &labels, &node_ids).await;
+    if let (false, Some(leader)) = (labels.is_empty(), &leader) {
+        set_labels(run, leader, &labels, &node_ids).await;
+    }
+
+    // 5. Removals: demote, drain, leave, remove.
+    if let Some(leader) = &leader {
+        for step in steps.iter().filter(|s| matches!(s, Step::Remove { .. })) {
+            remove(run, leader, step).await;
+        }
     }
 }
 
-fn usable(run: &Run, host: &str) -> Option<std::sync::Arc<Session>> {
-    if run.report.is_failed(host) {
-        None
-    } else {
-        run.sessions.get(host).cloned()
+/// Runs one step on the leader for `host`; its `changed:` lines are the host's changes.
+async fn on_leader(run: &mut Run, leader: &str, host: &str, step: &Step, script: &str, inputs: &[Input]) -> bool {
+    let Some(session) = usable(run, leader) else { return false };
+    run.progress.step(host, &step.describe());
+    let invocation = commands::script(&roles::role("swarm").step(script), inputs, session.sudo);
+    match session.run(&invocation).await {
+        Ok(out) if out.success() => {
+            for line in out.stdout.lines().filter_map(|l| l.strip_prefix("changed: ")) {
+                run.report.host(host).changes.push(format!("swarm: {line}"));
+            }
+            true
+        }
+        Ok(out) => {
+            run.fail(host, format!("{host}: {} failed: {}", step.describe(), out.tail()));
+            false
+        }
+        Err(e) => {
+            run.fail(host, format!("{e:#}"));
+            false
+        }
     }
+}
+
+async fn remove(run: &mut Run, leader: &str, step: &Step) {
+    let Step::Remove { host, node, manager, reachable } = step else { return };
+    let node_input = Input::new("NODE", node.clone());
+    if *manager && !on_leader(run, leader, host, step, "demote", std::slice::from_ref(&node_input)).await {
+        return;
+    }
+    let drain = [node_input.clone(), Input::new("TIMEOUT", run.options.converge_timeout.max(30).to_string())];
+    if !on_leader(run, leader, host, step, "drain", &drain).await {
+        return;
+    }
+    let mut force = !reachable;
+    if *reachable && let Some(session) = usable(run, host) {
+        run.progress.step(host, "leaving the swarm");
+        let invocation = commands::script(&roles::role("swarm").step("leave"), &[], session.sudo);
+        match session.run(&invocation).await {
+            Ok(out) if out.success() => run.report.host(host).changes.push("swarm: left the swarm".into()),
+            _ => force = true,
+        }
+    }
+    let inputs = [node_input, Input::new("FORCE", if force { "yes" } else { "no" })];
+    on_leader(run, leader, host, step, "remove", &inputs).await;
+}
+
+fn usable(run: &Run, host: &str) -> Option<std::sync::Arc<Session>> {
+    if run.report.is_failed(host) { None } else { run.sessions.get(host).cloned() }
 }
 
 async fn node_id_from(session: &Session, invocation: &commands::Invocation) -> Result<String> {
@@ -214,11 +270,7 @@ async fn join_tokens(session: &Session) -> Result<(String, String)> {
     };
     match (output.success(), token("worker"), token("manager")) {
         (true, Some(w), Some(m)) => Ok((w, m)),
-        _ => Err(anyhow!(
-            "{}: could not read the join tokens: {}",
-            session.host,
-            output.tail()
-        )),
+        _ => Err(anyhow!("{}: could not read the join tokens: {}", session.host, output.tail())),
     }
 }
 
@@ -250,10 +302,7 @@ async fn join_one(
     match node_id_from(&session, &invocation).await {
         Ok(id) => {
             node_ids.insert(host.clone(), id);
-            run.report
-                .host(host)
-                .changes
-                .push(format!("swarm: {}", step.describe()));
+            run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
         }
         Err(e) => run.fail(host, format!("{e:#}")),
     }
@@ -266,11 +315,8 @@ async fn join_workers(
     addr: &str,
     node_ids: &mut BTreeMap<String, String>,
 ) {
-    let hosts: Vec<String> = steps
-        .iter()
-        .map(|s| s.host().to_string())
-        .filter(|h| usable(run, h).is_some())
-        .collect();
+    let hosts: Vec<String> =
+        steps.iter().map(|s| s.host().to_string()).filter(|h| usable(run, h).is_some()).collect();
     let advertise: BTreeMap<String, String> = steps
         .iter()
         .filter_map(|s| match s {
@@ -284,11 +330,8 @@ async fn join_workers(
     let script = roles::role("swarm").step("join");
     let results = run
         .each(&hosts, |name, session| {
-            let invocation = commands::script(
-                &script,
-                &join_inputs(token, addr, &advertise[&name]),
-                session.sudo,
-            );
+            let invocation =
+                commands::script(&script, &join_inputs(token, addr, &advertise[&name]), session.sudo);
             async move { node_id_from(&session, &invocation).await }
         })
         .await;
@@ -296,11 +339,7 @@ async fn join_workers(
         match result {
             Ok(id) => {
                 node_ids.insert(name.clone(), id);
-                let step = steps
-                    .iter()
-                    .find(|s| s.host() == name)
-                    .map(|s| s.describe())
-                    .unwrap_or_default();
+                let step = steps.iter().find(|s| s.host() == name).map(|s| s.describe()).unwrap_or_default();
                 run.report.host(&name).changes.push(format!("swarm: {step}"));
             }
             Err(e) => run.fail(&name, format!("{e:#}")),
@@ -325,32 +364,19 @@ async fn set_labels(run: &mut Run, leader: &str, steps: &[&Step], node_ids: &BTr
         return;
     }
     run.progress.step(leader, "setting node labels");
-    let updates: Vec<String> = lines
-        .iter()
-        .map(|(_, id, label)| format!("{id} {label}"))
-        .collect();
+    let updates: Vec<String> = lines.iter().map(|(_, id, label)| format!("{id} {label}")).collect();
     let inputs = [Input::new("LABEL_UPDATES", updates.join("\n"))];
     let invocation = commands::script(&roles::role("swarm").step("labels"), &inputs, session.sudo);
     match session.run(&invocation).await {
         Ok(output) => {
             // Each applied label is reported back as "changed: label k=v on NODE_ID".
             for (host, id, label) in &lines {
-                if output
-                    .stdout
-                    .lines()
-                    .any(|l| l == format!("changed: label {label} on {id}"))
-                {
-                    run.report
-                        .host(host)
-                        .changes
-                        .push(format!("swarm: set node label {label}"));
+                if output.stdout.lines().any(|l| l == format!("changed: label {label} on {id}")) {
+                    run.report.host(host).changes.push(format!("swarm: set node label {label}"));
                 }
             }
             if !output.success() {
-                run.fail(
-                    leader,
-                    format!("{leader}: setting node labels failed: {}", output.tail()),
-                );
+                run.fail(leader, format!("{leader}: setting node labels failed: {}", output.tail()));
             }
         }
         Err(e) => run.fail(leader, format!("{e:#}")),
