@@ -30,6 +30,10 @@ pub enum Command {
     Render(RenderArgs),
     /// Print the resolved inventory: every host with its defaults applied
     Inventory(InventoryArg),
+    /// Remove the cluster lock left by a run that died (it also goes stale by itself)
+    Unlock(InventoryArg),
+    /// Take a host out of the swarm (as `state: absent` in the inventory would), then converge
+    Remove(RemoveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +65,17 @@ pub struct InitArgs {
     /// Seconds to wait for a deployed stack's services to run their desired replicas
     #[arg(long, default_value_t = 180)]
     pub converge_timeout: u64,
+    /// Seconds to wait for another run's cluster lock before giving up
+    #[arg(long, default_value_t = 0)]
+    pub lock_wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub init: InitArgs,
+    /// The host to remove: drained, its tasks moved, demoted if a manager, out of the swarm
+    pub host: String,
 }
 
 #[derive(Debug, Args)]

@@ -86,6 +86,7 @@ async fn run(cli: Cli) -> ExitCode {
                 concurrency: args.concurrency.into(),
                 force: args.force,
                 converge_timeout: 0,
+                lock_wait: std::time::Duration::ZERO,
             };
             let exit_code = args.exit_code;
             let code = converge(&args.target, cli.log.as_deref(), options, "plan", false).await;
@@ -96,21 +97,50 @@ async fn run(cli: Cli) -> ExitCode {
             }
             .pipe_invalid(&args.target.inventory)
         }
-        Command::Init(args) => {
-            let options = apply::Options {
-                dry_run: args.dry_run,
-                yes: args.yes,
-                concurrency: args.concurrency.into(),
-                force: args.force,
-                converge_timeout: args.converge_timeout,
-            };
-            let code = converge(&args.target, cli.log.as_deref(), options, "init", true).await;
-            match code {
-                Some(_) => ExitCode::SUCCESS,
-                None => ExitCode::from(EXIT_FAILED),
+        Command::Init(args) => init(args, cli.log.as_deref(), None).await,
+        Command::Remove(args) => init(args.init, cli.log.as_deref(), Some(args.host)).await,
+        Command::Unlock(args) => {
+            let Some(inv) = load(&args.inventory) else { return ExitCode::from(EXIT_INVALID) };
+            let log = Arc::new(RunLog::open(&log_path(cli.log.as_deref(), &inv), "unlock"));
+            match status::unlock(&inv, log).await {
+                Ok(message) => {
+                    println!("{message}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(EXIT_FAILED)
+                }
             }
-            .pipe_invalid(&args.target.inventory)
         }
+    }
+}
+
+/// `init`, or `remove HOST` (init with that host marked absent).
+async fn init(args: cli::InitArgs, log: Option<&Path>, remove: Option<String>) -> ExitCode {
+    let options = apply::Options {
+        dry_run: args.dry_run,
+        yes: args.yes,
+        concurrency: args.concurrency.into(),
+        force: args.force,
+        converge_timeout: args.converge_timeout,
+        lock_wait: std::time::Duration::from_secs(args.lock_wait),
+    };
+    let Some(mut inv) = load(&args.target.inventory) else { return ExitCode::from(EXIT_INVALID) };
+    if let Some(name) = remove {
+        let Some(host) = inv.hosts.iter_mut().find(|h| h.name == name) else {
+            eprintln!("error: no host `{name}` in {}", inv.path.display());
+            return ExitCode::from(EXIT_INVALID);
+        };
+        host.state = inventory::HostState::Absent;
+        if !inv.hosts.iter().any(|h| h.is_manager()) {
+            eprintln!("error: removing {name} would leave the inventory without a manager");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    }
+    match converge_inventory(inv, args.target.json, log, options, "init", true).await {
+        Some(_) => ExitCode::SUCCESS,
+        None => ExitCode::from(EXIT_FAILED),
     }
 }
 
@@ -123,10 +153,21 @@ async fn converge(
     apply_changes: bool,
 ) -> Option<usize> {
     let inv = load(&target.inventory)?;
+    converge_inventory(inv, target.json, log, options, command, apply_changes).await
+}
+
+async fn converge_inventory(
+    inv: Inventory,
+    json: bool,
+    log: Option<&Path>,
+    options: apply::Options,
+    command: &str,
+    apply_changes: bool,
+) -> Option<usize> {
     let log = Arc::new(RunLog::open(&log_path(log, &inv), &format!("{command} -i {}", inv.path.display())));
     let run = apply::Run::new(inv, options, log.clone(), command);
     let report = apply::converge(run, apply_changes).await;
-    if target.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
         report.print_human();

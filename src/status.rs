@@ -49,6 +49,10 @@ pub struct Status {
     pub services: Vec<ServiceRow>,
     /// Every exposed route: URL -> upstream.
     pub routes: Vec<(String, String)>,
+    /// Who holds the cluster lock now, if anyone.
+    pub lock: Option<String>,
+    /// The last lines of the audit log (one per run that changed something).
+    pub audit: Vec<String>,
 }
 
 pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
@@ -63,6 +67,7 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
         };
         let nodes = list_nodes(&session).await;
         let objects = cluster_objects(&session).await;
+        let (lock, audit) = state(&session).await;
         session.close().await;
         match (nodes, objects) {
             (Ok(nodes), Ok((networks, services))) => {
@@ -94,12 +99,57 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
                         (format!("{scheme}://{}", r.host), format!("{}:{}", r.upstream, r.port))
                     })
                     .collect();
-                return Ok(Status { via: host.name.clone(), nodes: rows, networks, services, routes });
+                return Ok(Status { via: host.name.clone(), nodes: rows, networks, services, routes, lock, audit });
             }
             (Err(e), _) | (_, Err(e)) => errors.push(format!("{e:#}")),
         }
     }
     Err(anyhow!("no manager of the inventory could list the swarm:\n  {}", errors.join("\n  ")))
+}
+
+/// The cluster lock's holder and the audit log's last lines, as this manager keeps them.
+async fn state(session: &crate::connection::Session) -> (Option<String>, Vec<String>) {
+    let script = crate::roles::role("state").step("show");
+    let Ok(out) = session.run(&crate::commands::script(&script, &[], session.sudo)).await else {
+        return (None, Vec::new());
+    };
+    let lock_lines: Vec<&str> = out.stdout.lines().filter_map(|l| l.strip_prefix("lock ")).collect();
+    let lock = (!lock_lines.is_empty()).then(|| {
+        let text = lock_lines.join("\n");
+        let age = lock_lines.iter().find_map(|l| l.strip_prefix("age=")).unwrap_or("?");
+        format!("{}, refreshed {age} s ago", crate::apply::lock::describe(&text))
+    });
+    let audit = out.stdout.lines().filter_map(|l| l.strip_prefix("audit ")).map(str::to_string).collect();
+    (lock, audit)
+}
+
+/// `clusterup unlock`: removes the lock on every reachable manager, saying what it held.
+pub async fn unlock(inv: &Inventory, log: Arc<RunLog>) -> Result<String> {
+    let script = crate::roles::role("state").step("unlock");
+    let mut said = Vec::new();
+    let mut reached = false;
+    for host in inv.hosts.iter().filter(|h| h.is_manager()) {
+        let Ok(session) = connection::connect(host, log.clone()).await else { continue };
+        reached = true;
+        let invocation =
+            crate::commands::script(&script, &[crate::commands::Input::new("HOLDER", "")], session.sudo);
+        let out = session.run(&invocation).await;
+        session.close().await;
+        match out {
+            Ok(out) if out.success() && !out.stdout.trim().is_empty() => said.push(format!(
+                "{}: removed the lock of {}",
+                host.name,
+                crate::apply::lock::describe(&out.stdout)
+            )),
+            Ok(out) if out.success() => {}
+            Ok(out) => return Err(anyhow!("{}: unlock failed: {}", host.name, out.tail())),
+            Err(e) => return Err(e),
+        }
+    }
+    if !reached {
+        return Err(anyhow!("no manager of the inventory could be reached"));
+    }
+    Ok(if said.is_empty() { "the cluster was not locked".into() } else { said.join("\n") })
 }
 
 /// The overlay networks (not Docker's own `ingress`) and every stack's services.
@@ -171,6 +221,15 @@ pub fn print_human(status: &Status) {
         println!("\nROUTES");
         for (url, upstream) in &status.routes {
             println!("{url} -> {upstream}");
+        }
+    }
+    if let Some(lock) = &status.lock {
+        println!("\nLOCKED by {lock}");
+    }
+    if !status.audit.is_empty() {
+        println!("\nLAST CHANGES (audit log on {})", status.via);
+        for line in &status.audit {
+            println!("{line}");
         }
     }
 }

@@ -33,6 +33,8 @@ if [ -n "$missing" ]; then
       >/etc/apt/sources.list.d/docker.list
     changed "added Docker's apt repository"
   fi
+  # Finish what an interrupted earlier run left half-configured, or apt refuses to go on.
+  dpkg --configure -a >/dev/null
   apt update >/dev/null
   # shellcheck disable=SC2086 # a list of package names
   apt install -y --no-install-recommends $missing >/dev/null

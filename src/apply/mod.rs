@@ -2,6 +2,7 @@
 //! works on the hosts still healthy, records failures per host (the others go on), and
 //! does nothing when no host needs it. `plan` runs the observing half only.
 
+pub mod lock;
 mod phases;
 
 pub use phases::swarm::list_nodes;
@@ -31,6 +32,8 @@ pub struct Options {
     pub force: bool,
     /// Seconds to wait for a deployed stack's services to run their replicas.
     pub converge_timeout: u64,
+    /// How long to wait for another run's cluster lock.
+    pub lock_wait: std::time::Duration,
 }
 
 /// Everything a run knows, filled in phase by phase.
@@ -145,28 +148,60 @@ pub async fn converge(mut run: Run, apply: bool) -> RunReport {
         run.report.stopped = Some(reason);
         return finish(run).await;
     }
-    phases::packages::check(&mut run).await;
-    phases::swarm::observe(&mut run).await;
-    phases::images::observe(&mut run).await;
-    phases::services::observe(&mut run).await;
+    let changing = apply && !run.options.dry_run;
+    let lock_wait = run.options.lock_wait;
+    let lock = if changing {
+        match lock::acquire(&mut run, lock_wait).await {
+            Ok(lock) => lock,
+            Err(reason) => {
+                run.report.stopped = Some(reason);
+                return finish(run).await;
+            }
+        }
+    } else {
+        None
+    };
+    // Ctrl-C stops the run where it is: every file a step writes on a host is written to a
+    // temporary file and renamed, so nothing is left half-written; the lock is released.
+    let interrupted = tokio::select! {
+        _ = observe_and_apply(&mut run, changing) => false,
+        _ = tokio::signal::ctrl_c() => true,
+    };
+    if interrupted {
+        run.report.stopped =
+            Some("interrupted (Ctrl-C) during the run; run `clusterup init` again to finish what was started".into());
+    }
+    if changing {
+        lock::audit(&run).await;
+    }
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    finish(run).await
+}
+
+async fn observe_and_apply(run: &mut Run, changing: bool) {
+    phases::packages::check(run).await;
+    phases::swarm::observe(run).await;
+    phases::images::observe(run).await;
+    phases::services::observe(run).await;
 
     let planned = run.planned();
-    if !apply || run.options.dry_run {
+    if !changing {
         for change in &planned {
             run.report.record(change);
         }
-        return finish(run).await;
+        return;
     }
-    if !planned.is_empty() && !run.options.yes && std::io::stdin().is_terminal() && !confirm(&run, &planned) {
+    if !planned.is_empty() && !run.options.yes && std::io::stdin().is_terminal() && !confirm(run, &planned) {
         run.report.stopped = Some("not confirmed".into());
-        return finish(run).await;
+        return;
     }
-
-    phases::packages::apply(&mut run).await;
-    phases::swarm::apply(&mut run).await;
-    phases::images::apply(&mut run).await;
-    phases::services::apply(&mut run).await;
-    finish(run).await
+    phases::packages::apply(run).await;
+    phases::packages::probe_nfs(run).await;
+    phases::swarm::apply(run).await;
+    phases::images::apply(run).await;
+    phases::services::apply(run).await;
 }
 
 fn confirm(run: &Run, planned: &[Change]) -> bool {

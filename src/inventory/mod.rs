@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use error::{InventoryError, InventoryErrors};
-pub use model::{DockerSource, ExposeEntry, HostKeyPolicy, HostKind, HostState, NfsSection, Role};
+pub use model::{DockerSource, ExposeEntry, HostKeyPolicy, HostKind, HostState, NfsSection, Role, VolumeEntry};
 
 /// The network the proxy shares with every exposed service.
 pub const PROXY_NETWORK: &str = "reverse-proxy";
@@ -35,6 +35,7 @@ pub struct Inventory {
     pub images: Images,
     /// Seconds to wait for another package manager run to release its lock.
     pub apt_lock_timeout: u32,
+    pub volumes: Vec<VolumeEntry>,
     /// Things worth telling the user that do not stop the run.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -170,6 +171,33 @@ impl Inventory {
 
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The address the nodes mount the NFS share from: the NAS host's advertise address (its
+    /// address on the storage network), else its address; or the appliance's address.
+    pub fn nfs_address(&self) -> Option<String> {
+        let nfs = self.nfs.as_ref()?;
+        Some(match self.host(&nfs.server) {
+            Some(h) => h.advertise_address.clone().unwrap_or_else(|| h.address.clone()),
+            None => nfs.server.clone(),
+        })
+    }
+
+    /// Docker `local` driver options that put `volume` on the NFS share, or None when the
+    /// inventory declares no such volume. NFS 4.2: Docker mounts with the mount system call,
+    /// where `nfsvers=4` means 4.0, whose delegations hung the lab's NAS.
+    pub fn nfs_volume(&self, volume: &str) -> Option<serde_json::Value> {
+        let nfs = self.nfs.as_ref()?;
+        self.volumes.iter().find(|v| v.name == volume)?;
+        let addr = self.nfs_address()?;
+        Some(serde_json::json!({
+            "driver": "local",
+            "driver_opts": {
+                "type": "nfs",
+                "o": format!("addr={addr},rw,nfsvers=4.2,hard,timeo=600,retrans=3"),
+                "device": format!(":{}/{volume}", nfs.path.trim_end_matches('/')),
+            }
+        }))
     }
 }
 

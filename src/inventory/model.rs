@@ -28,6 +28,20 @@ pub struct InventoryFile {
     pub images: ImagesSection,
     #[serde(default)]
     pub apt: AptSection,
+    /// Named volumes on the NFS share: a stack volume of the same name is backed by it.
+    #[serde(default)]
+    pub volumes: Vec<Spanned<VolumeEntry>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeEntry {
+    pub name: String,
+    /// Owner of the volume's directory on the NAS (the service's user inside its container).
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
 }
 
 #[derive(Debug, Deserialize)]

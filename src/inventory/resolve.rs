@@ -106,6 +106,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
         secrets,
         images: Images { preload, resolve: resolve.to_string() },
         apt_lock_timeout: file.apt.lock_timeout,
+        volumes: file.volumes.into_iter().map(|v| v.value).collect(),
         path,
         cluster: file.cluster.name.value,
         docker: DockerSettings {

@@ -259,6 +259,40 @@ fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryE
         }
     }
 
+    let mut volumes: HashMap<&str, u64> = HashMap::new();
+    for entry in &file.volumes {
+        let v = &entry.value;
+        if !is_object_name(&v.name) {
+            errors.push(err(&entry.referenced, format!("volume name `{}` must be letters, digits, dots, dashes or underscores", v.name)));
+        }
+        if let Some(first) = volumes.insert(&v.name, entry.referenced.line()) {
+            errors.push(err(&entry.referenced, format!("volume `{}` is declared twice (first at line {first})", v.name)));
+        }
+    }
+    if !file.volumes.is_empty() && file.storage.as_ref().and_then(|s| s.nfs.as_ref()).is_none() {
+        errors.push(err(
+            &file.volumes[0].referenced,
+            "`volumes:` live on NFS: declare the share under `storage: {nfs: {server, path}}`".into(),
+        ));
+    }
+    if let Some(nfs) = file.storage.as_ref().and_then(|s| s.nfs.as_ref()) {
+        if !nfs.path.starts_with('/') {
+            errors.push(InventoryError::file(path, format!("storage.nfs.path `{}` must be an absolute path", nfs.path)));
+        }
+        let host = file.hosts.value.iter().find(|h| h.value.name.value == nfs.server);
+        match host {
+            Some(h) if !effective_roles(&h.value).contains(&Role::NfsServer) => errors.push(err(
+                &h.value.name.referenced,
+                format!("storage.nfs.server is `{}`, so that host needs the `nfs-server` role", nfs.server),
+            )),
+            None if !is_address(&nfs.server) => errors.push(InventoryError::file(
+                path,
+                format!("storage.nfs.server `{}` is neither a host of the inventory nor an address", nfs.server),
+            )),
+            _ => {}
+        }
+    }
+
     let mut secrets: HashMap<&str, u64> = HashMap::new();
     for entry in &file.secrets {
         let secret = &entry.value;

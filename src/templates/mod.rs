@@ -35,6 +35,8 @@ pub struct Rendered {
     pub files: Vec<(String, String)>,
     /// Digest of everything deployed: a stack is redeployed only when it changes.
     pub sha256: String,
+    /// Volumes put on the NFS share: (Docker's name for it, its driver options).
+    pub nfs_volumes: Vec<(String, Value)>,
 }
 
 pub fn builtin_names() -> Vec<&'static str> {
@@ -140,8 +142,14 @@ pub fn render_stack(inv: &Inventory, stack: &Stack, secrets: &BTreeMap<String, S
 
     let compose = render(&format!("{}/stack.yml.tera", template.name), &template.stack, &ctx)
         .with_context(|| format!("stack `{}`", stack.name))?;
-    let parsed: Value = serde_saphyr::from_str(&compose)
+    let mut parsed: Value = serde_saphyr::from_str(&compose)
         .map_err(|e| anyhow!("stack `{}`: the rendered compose file is not valid YAML: {e}", stack.name))?;
+    let nfs_volumes = back_volumes_with_nfs(inv, &stack.name, &mut parsed);
+    let compose = if nfs_volumes.is_empty() {
+        compose
+    } else {
+        serde_saphyr::to_string(&parsed).map_err(|e| anyhow!("stack `{}`: {e}", stack.name))?
+    };
     let services = parsed.get("services").and_then(Value::as_object);
     let Some(services) = services else {
         bail!("stack `{}`: the rendered compose file has no `services:`", stack.name);
@@ -161,7 +169,21 @@ pub fn render_stack(inv: &Inventory, stack: &Stack, secrets: &BTreeMap<String, S
     for (name, content) in &files {
         digest.push_str(&format!("\n--- {name}\n{content}"));
     }
-    Ok(Rendered { stack: stack.name.clone(), sha256: sha256_hex(digest.as_bytes()), compose, files })
+    Ok(Rendered { stack: stack.name.clone(), sha256: sha256_hex(digest.as_bytes()), compose, files, nfs_volumes })
+}
+
+/// Every top-level volume the inventory declares under `volumes:` gets the NFS driver options,
+/// whatever the template said: a stateful service then finds its data on any node.
+fn back_volumes_with_nfs(inv: &Inventory, stack: &str, compose: &mut Value) -> Vec<(String, Value)> {
+    let mut backed = Vec::new();
+    let Some(volumes) = compose.get_mut("volumes").and_then(Value::as_object_mut) else { return backed };
+    for (name, definition) in volumes.iter_mut() {
+        if let Some(options) = inv.nfs_volume(name) {
+            *definition = options.clone();
+            backed.push((format!("{stack}_{name}"), options));
+        }
+    }
+    backed
 }
 
 fn render(name: &str, source: &str, ctx: &Map<String, Value>) -> Result<String> {

@@ -9,33 +9,68 @@ use serde_json::json;
 use crate::apply::Run;
 use crate::commands::{self, Input};
 use crate::connection::Session;
-use crate::inventory::Inventory;
+use std::collections::BTreeMap;
+
+use crate::facts::Facts;
+use crate::inventory::{Inventory, Role as InvRole};
 use crate::roles::{self, CHECK_NEEDS_APPLY, Role};
 
-/// The roles a host gets, with the inputs their scripts need.
-fn roles_for(inv: &Inventory, host: &str) -> Result<Vec<(Role, Vec<Input>)>> {
-    let Some(h) = inv.host(host).filter(|h| h.is_swarm_node()) else {
-        return Ok(Vec::new());
-    };
-    let docker = roles::role("docker");
-    let vars = json!({
-        "log_max_size": inv.docker.log_max_size,
-        "log_max_file": inv.docker.log_max_file,
-        "metrics_address": inv.docker.metrics_address,
-    });
-    let source = serde_json::to_value(inv.docker.source)?.as_str().unwrap_or("distro").to_string();
+/// The roles a host gets, with the inputs their scripts need: `docker` (and `nfs-client`
+/// with NFS storage) on swarm nodes, `nfs-server` on a managed NAS.
+fn roles_for(inv: &Inventory, facts: &BTreeMap<String, Facts>, host: &str) -> Result<Vec<(Role, Vec<Input>)>> {
+    let Some(h) = inv.host(host) else { return Ok(Vec::new()) };
     let lock = inv.apt_lock_timeout.to_string();
-    let inputs = docker.inputs(
-        &vars,
-        &[("SOURCE", source), ("SSH_USER", h.ssh.user.clone()), ("APT_LOCK_TIMEOUT", lock.clone())],
-    )?;
-    let mut list = vec![(docker, inputs)];
-    if inv.nfs.is_some() {
-        let nfs = roles::role("nfs-client");
-        let inputs = nfs.inputs(&json!({}), &[("APT_LOCK_TIMEOUT", lock)])?;
-        list.push((nfs, inputs));
+    let mut list = Vec::new();
+    if h.is_swarm_node() {
+        let docker = roles::role("docker");
+        let vars = json!({
+            "log_max_size": inv.docker.log_max_size,
+            "log_max_file": inv.docker.log_max_file,
+            "metrics_address": inv.docker.metrics_address,
+        });
+        let source = serde_json::to_value(inv.docker.source)?.as_str().unwrap_or("distro").to_string();
+        let inputs = docker.inputs(
+            &vars,
+            &[("SOURCE", source), ("SSH_USER", h.ssh.user.clone()), ("APT_LOCK_TIMEOUT", lock.clone())],
+        )?;
+        list.push((docker, inputs));
+        if inv.nfs.is_some() {
+            let nfs = roles::role("nfs-client");
+            let inputs = nfs.inputs(&json!({}), &[("APT_LOCK_TIMEOUT", lock.clone())])?;
+            list.push((nfs, inputs));
+        }
+    }
+    if let Some(nfs) = inv.nfs.as_ref().filter(|n| n.managed && n.server == h.name)
+        && h.roles.contains(&InvRole::NfsServer)
+    {
+        let server = roles::role("nfs-server");
+        let root = nfs.path.trim_end_matches('/').to_string();
+        let volumes: Vec<String> = inv.volumes.iter().map(|v| format!("{} {} {}", v.name, v.uid, v.gid)).collect();
+        let inputs = server.inputs(
+            &json!({"root": root, "clients": node_addresses(inv, facts)}),
+            &[("EXPORT_ROOT", root.clone()), ("VOLUMES", volumes.join("\n")), ("APT_LOCK_TIMEOUT", lock)],
+        )?;
+        list.push((server, inputs));
     }
     Ok(list)
+}
+
+/// The addresses the swarm nodes reach the NAS from: only they may mount its exports.
+fn node_addresses(inv: &Inventory, facts: &BTreeMap<String, Facts>) -> Vec<String> {
+    let mut addresses: Vec<String> = inv
+        .hosts
+        .iter()
+        .filter(|h| h.is_swarm_node())
+        .map(|h| {
+            h.advertise_address
+                .clone()
+                .or_else(|| facts.get(&h.name).and_then(|f| f.route_addr.clone()))
+                .unwrap_or_else(|| h.address.clone())
+        })
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    addresses
 }
 
 pub async fn check(run: &mut Run) {
@@ -44,9 +79,10 @@ pub async fn check(run: &mut Run) {
         run.progress.step(h, "checking packages");
     }
     let inv = run.inv.clone();
+    let facts = run.facts.clone();
     let results = run
         .each(&hosts, |name, session| {
-            let roles = roles_for(&inv, &name);
+            let roles = roles_for(&inv, &facts, &name);
             async move {
                 let mut needs = Vec::new();
                 for (role, inputs) in roles? {
@@ -86,17 +122,51 @@ async fn check_role(session: &Session, role: &Role, inputs: &[Input]) -> Result<
     }
 }
 
+/// With NFS storage, every swarm node test-mounts the share; those that cannot are named.
+pub async fn probe_nfs(run: &mut Run) {
+    let (Some(nfs), Some(server)) = (run.inv.nfs.clone(), run.inv.nfs_address()) else { return };
+    let hosts: Vec<String> =
+        run.healthy().into_iter().filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node())).collect();
+    let probe = roles::role("nfs-client").step("probe");
+    let inputs = [Input::new("SERVER", server.clone()), Input::new("SHARE", nfs.path.clone()), Input::new("TIMEOUT", "20")];
+    for h in &hosts {
+        run.progress.step(h, "test-mounting the NFS share");
+    }
+    let results = run
+        .each(&hosts, |_, session| {
+            let invocation = commands::script(&probe, &inputs, session.sudo);
+            async move { Ok(session.run(&invocation).await?) }
+        })
+        .await;
+    for (name, result) in results {
+        match result {
+            Ok(out) if out.success() => {}
+            Ok(out) => run.fail(
+                &name,
+                format!(
+                    "{name} cannot mount {server}:{} (NFS 4.2) within 20 s: {}. Check that the NAS exports it to \
+                     this node's address and that nothing blocks port 2049 between them.",
+                    nfs.path,
+                    out.tail()
+                ),
+            ),
+            Err(e) => run.fail(&name, format!("{e:#}")),
+        }
+    }
+}
+
 pub async fn apply(run: &mut Run) {
     let hosts: Vec<String> = run.healthy().into_iter().filter(|h| run.role_needs.contains_key(h)).collect();
     if hosts.is_empty() {
         return;
     }
     let inv = run.inv.clone();
+    let facts = run.facts.clone();
     let progress = run.progress.clone();
     let needs = Arc::new(run.role_needs.clone());
     let results = run
         .each(&hosts, |name, session| {
-            let roles = roles_for(&inv, &name);
+            let roles = roles_for(&inv, &facts, &name);
             let wanted: Vec<&'static str> =
                 needs.get(&name).map(|n| n.iter().map(|(r, _)| *r).collect()).unwrap_or_default();
             let progress = progress.clone();

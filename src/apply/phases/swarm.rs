@@ -169,8 +169,8 @@ pub async fn apply(run: &mut Run) {
     if let Some(leader) = &leader {
         for step in steps.iter().filter(|s| matches!(s, Step::Promote { .. } | Step::Demote { .. })) {
             let (Step::Promote { host, node } | Step::Demote { host, node }) = step else { continue };
-            let name = if matches!(step, Step::Promote { .. }) { "promote" } else { "demote" };
-            on_leader(run, leader, host, step, name, &[Input::new("NODE", node.clone())]).await;
+            let promote = matches!(step, Step::Promote { .. });
+            change_role(run, leader, host, node, step, promote).await;
         }
     }
 
@@ -211,10 +211,45 @@ async fn on_leader(run: &mut Run, leader: &str, host: &str, step: &Step, script:
     }
 }
 
+/// Promotes or demotes on the leader, then waits on the node itself until it has taken the
+/// new role: a role change issued before the previous one settled leaves a node stuck.
+async fn change_role(run: &mut Run, leader: &str, host: &str, node: &str, step: &Step, promote: bool) -> bool {
+    let swarm = roles::role("swarm");
+    let own = usable(run, host);
+    let mut stamp = None;
+    if let Some(session) = &own
+        && let Ok(out) = session.run(&commands::script(&swarm.step("cert-stamp"), &[], session.sudo)).await
+    {
+        stamp = Some(out.stdout.trim().to_string());
+    }
+    let script = if promote { "promote" } else { "demote" };
+    if !on_leader(run, leader, host, step, script, &[Input::new("NODE", node.to_string())]).await {
+        return false;
+    }
+    let (Some(session), Some(stamp)) = (own, stamp) else { return true };
+    run.progress.step(host, &format!("waiting to be a {}", if promote { "manager" } else { "worker" }));
+    let inputs = [
+        Input::new("WANT", if promote { "manager" } else { "worker" }),
+        Input::new("STAMP", stamp),
+        Input::new("TIMEOUT", "90"),
+    ];
+    match session.run(&commands::script(&swarm.step("settle"), &inputs, session.sudo)).await {
+        Ok(out) if out.success() => true,
+        Ok(out) => {
+            run.fail(host, format!("{host}: {}", out.tail()));
+            false
+        }
+        Err(e) => {
+            run.fail(host, format!("{e:#}"));
+            false
+        }
+    }
+}
+
 async fn remove(run: &mut Run, leader: &str, step: &Step) {
     let Step::Remove { host, node, manager, reachable } = step else { return };
     let node_input = Input::new("NODE", node.clone());
-    if *manager && !on_leader(run, leader, host, step, "demote", std::slice::from_ref(&node_input)).await {
+    if *manager && !change_role(run, leader, host, node, step, false).await {
         return;
     }
     let drain = [node_input.clone(), Input::new("TIMEOUT", run.options.converge_timeout.max(30).to_string())];

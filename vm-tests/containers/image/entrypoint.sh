@@ -1,10 +1,14 @@
 #!/bin/sh
-# Runs at every start of a lab machine, before systemd: each machine must get its own identity,
-# or all of them look alike (the image was built once).
+# Runs at every start of a lab machine, before systemd. Each machine gets its own identity at
+# its first start (the image was built once, so all would look alike); a restart keeps it, as
+# a rebooted machine would.
 set -eu
-rm -f /etc/ssh/ssh_host_*
-ssh-keygen -A >/dev/null
-tr -d '-' </proc/sys/kernel/random/uuid >/etc/machine-id
+if [ ! -f /etc/lab-identity ]; then
+  rm -f /etc/ssh/ssh_host_*
+  ssh-keygen -A >/dev/null
+  tr -d '-' </proc/sys/kernel/random/uuid >/etc/machine-id
+  date >/etc/lab-identity
+fi
 if [ -f /lab/authorized_keys ]; then
   for home in /root /home/admin; do
     install -d -m 0700 "$home/.ssh"

@@ -1,0 +1,5 @@
+#!/bin/sh
+# Keep HOLDER's lock fresh; exit 4 if the lock is no longer HOLDER's.
+set -eu
+grep -qx "holder=$HOLDER" "$LOCK_FILE" 2>/dev/null || exit 4
+touch "$LOCK_FILE"

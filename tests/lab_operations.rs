@@ -1,0 +1,215 @@
+//! End-to-end tests of what clusterup does when things go wrong, on the container lab: the
+//! cluster lock, unreachable hosts, role changes with quorum, node removal, a host of another
+//! swarm, a connection killed mid-step, the package manager held by another process.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{clusterup, json, lab, lab_dir, on};
+use serde_json::Value;
+
+/// Writes an inventory of `hosts` (name, role, extra keys) and returns its path.
+fn inventory(file: &str, cluster: &str, hosts: &[(&str, &str, &str)], extra: &str) -> PathBuf {
+    let mut text = format!(
+        "cluster: {{name: {cluster}}}\nssh: {{user: admin, identity_file: id_ed25519, known_hosts: known_hosts}}\n{extra}hosts:\n"
+    );
+    for (name, role, more) in hosts {
+        let addr = lab(&["addr", name]);
+        text.push_str(&format!("  - {{name: {name}, address: {}, roles: [{role}]{more}}}\n", addr.trim()));
+    }
+    let path = lab_dir().join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(args: &[&str], inv: &Path) -> (Option<i32>, Value) {
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["-i", inv.to_str().unwrap(), "--json"]);
+    let out = clusterup(&full);
+    (out.status.code(), json(&out))
+}
+
+/// Managers as the swarm reports them (a promotion shows once the node really is one).
+fn managers() -> Vec<String> {
+    let text = on("m1", "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}'");
+    let mut rows: Vec<String> =
+        text.lines().filter(|l| l.split_whitespace().count() > 1).map(str::to_string).collect();
+    rows.sort();
+    rows
+}
+
+fn hostnames() -> Vec<String> {
+    let mut names: Vec<String> = on("m1", "docker node ls --format '{{.Hostname}}'").lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+const FIVE: &[(&str, &str, &str)] =
+    &[("m1", "manager", ""), ("m2", "manager", ""), ("m3", "manager", ""), ("w1", "worker", ""), ("w2", "worker", "")];
+
+#[test]
+#[ignore = "needs the container lab: vm-tests/run containers"]
+fn faults_locks_role_changes_and_removals() {
+    lab(&["up", "m1", "m2", "m3", "w1", "w2"]);
+    let inv = inventory("ops.yml", "lab", FIVE, "");
+    let (code, report) = run(&["init"], &inv);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(managers().len(), 3);
+
+    // The audit log on the managers has a line for that run; status shows it.
+    let (code, status) = run(&["status"], &inv);
+    assert_eq!(code, Some(0));
+    assert!(status["audit"].to_string().contains("init changed="), "{status}");
+    assert_eq!(status["lock"], Value::Null, "the lock is released after a run");
+
+    // --- The cluster lock: someone else's fresh lock stops the run, naming them.
+    let foreign = "mkdir -p /var/lib/clusterup && printf 'holder=other\\noperator=bob@elsewhere\\npid=7\\nstarted=2026-01-01T00:00:00Z\\ncommand=init\\n' >/var/lib/clusterup/lock";
+    on("m1", foreign);
+    let (code, report) = run(&["init"], &inv);
+    assert_eq!(code, Some(1));
+    let stopped = report["stopped"].as_str().unwrap_or_default();
+    assert!(stopped.contains("locked by bob@elsewhere (pid 7") && stopped.contains("clusterup unlock"), "{stopped}");
+    // A lock nobody refreshed for minutes is stale: taken over, with a warning.
+    on("m1", "touch -d '-5 minutes' /var/lib/clusterup/lock");
+    let (code, report) = run(&["init"], &inv);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report["warnings"].to_string().contains("took over a stale cluster lock"), "{report}");
+    // `unlock` removes a lock left behind, saying whose it was.
+    on("m1", foreign);
+    let out = clusterup(&["unlock", "-i", inv.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed the lock of bob@elsewhere"));
+    assert_eq!(on("m1", "test -e /var/lib/clusterup/lock && echo held || echo free").trim(), "free");
+
+    // --- A host down at the start: the others converge, the summary names it, exit 1; once
+    //     it is back, a re-run completes the cluster.
+    lab(&["stop", "w2"]);
+    let (code, report) = run(&["init"], &inv);
+    assert_eq!(code, Some(1));
+    assert_eq!(report["failed"], serde_json::json!(["w2"]));
+    assert!(report["hosts"]["w2"]["error"].as_str().unwrap().contains("w2"), "{report}");
+    assert_eq!(report["hosts"]["m1"]["status"], "unchanged");
+    lab(&["start", "w2"]);
+    wait_until("w2 Ready again", || on("m1", "docker node ls --filter name=w2 --format '{{.Status}}'").trim() == "Ready");
+    let (code, report) = run(&["init"], &inv);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["changed"], 0);
+
+    // --- Role changes: m3 becomes a worker (3 -> 2 managers keeps quorum), then a manager again.
+    let m3_worker: Vec<(&str, &str, &str)> =
+        FIVE.iter().map(|h| if h.0 == "m3" { ("m3", "worker", "") } else { *h }).collect();
+    let demoted = inventory("ops-demote.yml", "lab", &m3_worker, "");
+    let (code, report) = run(&["init"], &demoted);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report["hosts"]["m3"]["changes"].to_string().contains("demoted"), "{report}");
+    wait_until("m3 shown as a worker", || managers().len() == 2);
+    let (code, report) = run(&["init"], &inv);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report["hosts"]["m3"]["changes"].to_string().contains("promoted"), "{report}");
+    wait_until("m3 a reachable manager again", || managers().iter().any(|m| m == "m3 Reachable"));
+
+    // --- Quorum: with m3 down, making m2 a worker would leave 2 managers, 1 reachable: refused.
+    lab(&["stop", "m3"]);
+    wait_until("m3 unreachable", || managers().iter().any(|m| m.starts_with("m3 Unreachable")));
+    let m2_worker: Vec<(&str, &str, &str)> =
+        FIVE.iter().map(|h| if h.0 == "m2" { ("m2", "worker", "") } else { *h }).collect();
+    let risky = inventory("ops-risky.yml", "lab", &m2_worker, "");
+    let (_, report) = run(&["init"], &risky);
+    assert!(report["warnings"].to_string().contains("demoting m2 would leave 2 manager(s) of which 1 reachable"), "{report}");
+    assert_eq!(managers().len(), 3, "m2 must still be a manager");
+    lab(&["start", "m3"]);
+    wait_until("m3 reachable", || managers().iter().any(|m| m.starts_with("m3 Reachable")));
+
+    // --- Removal: w2 marked absent is drained and leaves; `remove m3` demotes, then removes.
+    let w2_absent: Vec<(&str, &str, &str)> =
+        FIVE.iter().map(|h| if h.0 == "w2" { ("w2", "worker", ", state: absent") } else { *h }).collect();
+    let without_w2 = inventory("ops-absent.yml", "lab", &w2_absent, "");
+    let (code, report) = run(&["init"], &without_w2);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report["hosts"]["w2"]["changes"].to_string().contains("removed node"), "{report}");
+    wait_until("w2 gone from the node list", || hostnames() == ["m1", "m2", "m3", "w1"]);
+    assert_eq!(on("w2", "docker info --format '{{.Swarm.LocalNodeState}}'").trim(), "inactive");
+    let (code, report) = run(&["remove", "m3", "--yes"], &without_w2);
+    assert_eq!(code, Some(0), "{report}");
+    wait_until("m3 gone from the node list", || hostnames() == ["m1", "m2", "w1"]);
+    assert_eq!(managers().len(), 2);
+
+    // --- A host of another swarm is refused, never moved.
+    lab(&["up", "x1"]);
+    let other = inventory("other.yml", "other", &[("x1", "manager", "")], "");
+    let (code, _) = run(&["init"], &other);
+    assert_eq!(code, Some(0));
+    let mut with_x1: Vec<(&str, &str, &str)> =
+        vec![("m1", "manager", ""), ("m2", "manager", ""), ("w1", "worker", ""), ("x1", "worker", "")];
+    let joined = inventory("ops-x1.yml", "lab", &with_x1, "");
+    let (code, report) = run(&["init"], &joined);
+    assert_eq!(code, Some(1));
+    assert_eq!(report["failed"], serde_json::json!(["x1"]));
+    assert!(report["hosts"]["x1"]["error"].as_str().unwrap().contains("already belongs to another swarm"), "{report}");
+    assert_eq!(on("x1", "docker node ls --format '{{.Hostname}}'").trim(), "x1", "x1 must stay in its swarm");
+
+    // --- The package manager held by another process: a bounded wait, then a clear error.
+    lab(&["up", "w4"]);
+    with_x1.pop();
+    with_x1.push(("w4", "worker", ""));
+    let with_w4 = inventory("ops-w4.yml", "lab", &with_x1, "apt: {lock_timeout: 5}\n");
+    let holder = hold_dpkg_lock("w4", 40);
+    let (code, report) = run(&["init"], &with_w4);
+    assert_eq!(code, Some(1));
+    assert_eq!(report["failed"], serde_json::json!(["w4"]));
+    assert!(report["hosts"]["w4"]["error"].as_str().unwrap().contains("lock"), "{report}");
+    drop(holder);
+    on("w4", "pkill -f hold-dpkg-lock || true");
+
+    // --- The SSH connection killed in the middle of the package installation: the run fails
+    //     for that host; a re-run converges, and no file was left half-written.
+    let child = Command::new(env!("CARGO_BIN_EXE_clusterup"))
+        .args(["init", "-i", with_w4.to_str().unwrap(), "--json", "--log"])
+        .arg(lab_dir().join("clusterup-test.log"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("apt-get running on w4", || on("w4", "pgrep -f 'apt-get.*install' >/dev/null && echo y || echo n").trim() == "y");
+    on("w4", "pkill -f 'sshd: admin' || true");
+    let out = child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report["failed"].to_string().contains("w4"), "{report}");
+    // apt may well go on without its connection: let it finish before the re-run.
+    wait_until("apt-get done on w4", || on("w4", "pgrep apt-get >/dev/null && echo y || echo n").trim() == "n");
+    let (code, report) = run(&["init", "--lock-wait", "120"], &with_w4);
+    assert_eq!(code, Some(0), "re-run after the killed connection: {report}");
+    let daemon = on("w4", "cat /etc/docker/daemon.json");
+    assert!(serde_json::from_str::<Value>(&daemon).is_ok(), "daemon.json is not whole: {daemon}");
+    assert!(hostnames().contains(&"w4".to_string()));
+}
+
+/// Holds the dpkg frontend lock on `machine` (as apt does, with fcntl) for `seconds`.
+fn hold_dpkg_lock(machine: &str, seconds: u32) -> std::process::Child {
+    let perl = format!(
+        "use Fcntl; $0 = 'hold-dpkg-lock'; open(my $f, '>>', '/var/lib/dpkg/lock-frontend') or die; \
+         my $l = pack('s s x4 q q i x4', F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLKW, $l) or die \"lock: $!\"; \
+         print \"held\\n\"; sleep {seconds};"
+    );
+    let child = Command::new("docker")
+        .args(["exec", &format!("clusterup-lab-{machine}"), "perl", "-e", &perl])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("dpkg lock held", || {
+        on(machine, "pgrep -f hold-dpkg-lock >/dev/null && echo y || echo n").trim() == "y"
+    });
+    child
+}
+
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

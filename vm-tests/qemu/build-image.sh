@@ -1,0 +1,63 @@
+#!/bin/sh
+# Build the lab VMs' disk image: Debian bookworm from the lab's debootstrap tarball, with
+# Debian's kernel, ifupdown for the user-mode NIC, the Docker engine and the NFS client baked
+# in (installing them under software emulation takes minutes per VM), no SSH host keys (each
+# VM makes its own at first boot) and the lab's key for root and admin.
+# Usage: build-image.sh TARBALL AUTHORIZED_KEYS OUT_DIR
+set -eu
+tarball=$1 keys=$2 out=$3
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(mktemp -d "$out/rootfs.XXXXXX")
+cleanup() {
+  for m in dev/pts dev proc sys; do umount "$root/$m" 2>/dev/null || true; done
+  rm -rf "$root"
+}
+trap cleanup EXIT
+tar -C "$root" -xf "$tarball"
+cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/debian.sources"
+rm -f "$root/etc/apt/sources.list"
+printf 'Acquire::Check-Valid-Until "false";\nAcquire::Languages "none";\n' >"$root/etc/apt/apt.conf.d/99lab"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+for m in proc sys dev dev/pts; do mount --bind "/$m" "$root/$m"; done
+# Nothing may start inside the chroot.
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod +x "$root/usr/sbin/policy-rc.d"
+chroot "$root" sh -c 'export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends linux-image-amd64 udev ifupdown isc-dhcp-client \
+    netbase docker.io apparmor nfs-common iptables >/dev/null
+  apt-get clean
+  useradd --create-home --shell /bin/bash admin
+  printf "admin ALL=(ALL) NOPASSWD:ALL\n" >/etc/sudoers.d/admin
+  chmod 0440 /etc/sudoers.d/admin
+  usermod -aG docker admin' >"$out/image-build.log" 2>&1
+rm -f "$root/usr/sbin/policy-rc.d" "$root"/etc/ssh/ssh_host_*
+for m in dev/pts dev proc sys; do umount "$root/$m"; done
+: >"$root/etc/machine-id"
+printf 'auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet dhcp\n' >"$root/etc/network/interfaces"
+printf '/dev/vda / ext4 defaults 0 1\n' >"$root/etc/fstab"
+printf 'nameserver 10.0.2.3\n' >"$root/etc/resolv.conf"
+for home in root home/admin; do
+  install -d -m 0700 "$root/$home/.ssh"
+  install -m 0600 "$keys" "$root/$home/.ssh/authorized_keys"
+done
+chroot "$root" chown -R admin:admin /home/admin/.ssh
+install -m 0755 "$here/firstboot.sh" "$root/usr/local/sbin/lab-firstboot"
+cat >"$root/etc/systemd/system/lab-firstboot.service" <<'UNIT'
+[Unit]
+Description=Lab VM identity and private address
+Before=ssh.service
+After=systemd-udevd.service network-pre.target
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/lab-firstboot
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+chroot "$root" systemctl enable lab-firstboot.service >/dev/null 2>&1
+cp -L "$root/vmlinuz" "$out/vmlinuz"
+cp -L "$root/initrd.img" "$out/initrd.img"
+mkfs.ext4 -q -F -d "$root" "$out/disk.raw" 4G
