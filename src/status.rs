@@ -99,7 +99,15 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
                         (format!("{scheme}://{}", r.host), format!("{}:{}", r.upstream, r.port))
                     })
                     .collect();
-                return Ok(Status { via: host.name.clone(), nodes: rows, networks, services, routes, lock, audit });
+                return Ok(Status {
+                    via: host.name.clone(),
+                    nodes: rows,
+                    networks,
+                    services,
+                    routes,
+                    lock,
+                    audit,
+                });
             }
             (Err(e), _) | (_, Err(e)) => errors.push(format!("{e:#}")),
         }

@@ -42,13 +42,19 @@ fn managers() -> Vec<String> {
 }
 
 fn hostnames() -> Vec<String> {
-    let mut names: Vec<String> = on("m1", "docker node ls --format '{{.Hostname}}'").lines().map(str::to_string).collect();
+    let mut names: Vec<String> =
+        on("m1", "docker node ls --format '{{.Hostname}}'").lines().map(str::to_string).collect();
     names.sort();
     names
 }
 
-const FIVE: &[(&str, &str, &str)] =
-    &[("m1", "manager", ""), ("m2", "manager", ""), ("m3", "manager", ""), ("w1", "worker", ""), ("w2", "worker", "")];
+const FIVE: &[(&str, &str, &str)] = &[
+    ("m1", "manager", ""),
+    ("m2", "manager", ""),
+    ("m3", "manager", ""),
+    ("w1", "worker", ""),
+    ("w2", "worker", ""),
+];
 
 #[test]
 #[ignore = "needs the container lab: vm-tests/run containers"]
@@ -71,7 +77,10 @@ fn faults_locks_role_changes_and_removals() {
     let (code, report) = run(&["init"], &inv);
     assert_eq!(code, Some(1));
     let stopped = report["stopped"].as_str().unwrap_or_default();
-    assert!(stopped.contains("locked by bob@elsewhere (pid 7") && stopped.contains("clusterup unlock"), "{stopped}");
+    assert!(
+        stopped.contains("locked by bob@elsewhere (pid 7") && stopped.contains("clusterup unlock"),
+        "{stopped}"
+    );
     // A lock nobody refreshed for minutes is stale: taken over, with a warning.
     on("m1", "touch -d '-5 minutes' /var/lib/clusterup/lock");
     let (code, report) = run(&["init"], &inv);
@@ -93,7 +102,9 @@ fn faults_locks_role_changes_and_removals() {
     assert!(report["hosts"]["w2"]["error"].as_str().unwrap().contains("w2"), "{report}");
     assert_eq!(report["hosts"]["m1"]["status"], "unchanged");
     lab(&["start", "w2"]);
-    wait_until("w2 Ready again", || on("m1", "docker node ls --filter name=w2 --format '{{.Status}}'").trim() == "Ready");
+    wait_until("w2 Ready again", || {
+        on("m1", "docker node ls --filter name=w2 --format '{{.Status}}'").trim() == "Ready"
+    });
     let (code, report) = run(&["init"], &inv);
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["changed"], 0);
@@ -118,7 +129,10 @@ fn faults_locks_role_changes_and_removals() {
         FIVE.iter().map(|h| if h.0 == "m2" { ("m2", "worker", "") } else { *h }).collect();
     let risky = inventory("ops-risky.yml", "lab", &m2_worker, "");
     let (_, report) = run(&["init"], &risky);
-    assert!(report["warnings"].to_string().contains("demoting m2 would leave 2 manager(s) of which 1 reachable"), "{report}");
+    assert!(
+        report["warnings"].to_string().contains("demoting m2 would leave 2 manager(s) of which 1 reachable"),
+        "{report}"
+    );
     assert_eq!(managers().len(), 3, "m2 must still be a manager");
     lab(&["start", "m3"]);
     wait_until("m3 reachable", || managers().iter().any(|m| m.starts_with("m3 Reachable")));
@@ -148,7 +162,10 @@ fn faults_locks_role_changes_and_removals() {
     let (code, report) = run(&["init"], &joined);
     assert_eq!(code, Some(1));
     assert_eq!(report["failed"], serde_json::json!(["x1"]));
-    assert!(report["hosts"]["x1"]["error"].as_str().unwrap().contains("already belongs to another swarm"), "{report}");
+    assert!(
+        report["hosts"]["x1"]["error"].as_str().unwrap().contains("already belongs to another swarm"),
+        "{report}"
+    );
     assert_eq!(on("x1", "docker node ls --format '{{.Hostname}}'").trim(), "x1", "x1 must stay in its swarm");
 
     // --- The package manager held by another process: a bounded wait, then a clear error.
@@ -162,7 +179,7 @@ fn faults_locks_role_changes_and_removals() {
     assert_eq!(report["failed"], serde_json::json!(["w4"]));
     assert!(report["hosts"]["w4"]["error"].as_str().unwrap().contains("lock"), "{report}");
     drop(holder);
-    on("w4", "pkill -f hold-dpkg-lock || true");
+    on("w4", "pkill -f 'hold-[d]pkg-lock' || true");
 
     // --- The SSH connection killed in the middle of the package installation: the run fails
     //     for that host; a re-run converges, and no file was left half-written.
@@ -173,20 +190,27 @@ fn faults_locks_role_changes_and_removals() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("apt-get running on w4", || on("w4", "pgrep -f 'apt-get.*install' >/dev/null && echo y || echo n").trim() == "y");
-    on("w4", "pkill -f 'sshd: admin' || true");
+    wait_until("apt-get running on w4", || {
+        on("w4", "pgrep -f '[a]pt-get.*install' >/dev/null && echo y || echo n").trim() == "y"
+    });
+    on("w4", "pkill -f '[s]shd: admin' || true");
     let out = child.wait_with_output().unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert!(report["failed"].to_string().contains("w4"), "{report}");
     // apt may well go on without its connection: let it finish before the re-run.
-    wait_until("apt-get done on w4", || on("w4", "pgrep apt-get >/dev/null && echo y || echo n").trim() == "n");
+    wait_until("apt-get done on w4", || {
+        on("w4", "pgrep apt-get >/dev/null && echo y || echo n").trim() == "n"
+    });
     let (code, report) = run(&["init", "--lock-wait", "120"], &with_w4);
     assert_eq!(code, Some(0), "re-run after the killed connection: {report}");
     let daemon = on("w4", "cat /etc/docker/daemon.json");
     assert!(serde_json::from_str::<Value>(&daemon).is_ok(), "daemon.json is not whole: {daemon}");
     assert!(hostnames().contains(&"w4".to_string()));
 }
+
+// Patterns given to pgrep/pkill below are written `[x]yz` so they do not match the shell
+// that runs them.
 
 /// Holds the dpkg frontend lock on `machine` (as apt does, with fcntl) for `seconds`.
 fn hold_dpkg_lock(machine: &str, seconds: u32) -> std::process::Child {
@@ -201,7 +225,7 @@ fn hold_dpkg_lock(machine: &str, seconds: u32) -> std::process::Child {
         .spawn()
         .unwrap();
     wait_until("dpkg lock held", || {
-        on(machine, "pgrep -f hold-dpkg-lock >/dev/null && echo y || echo n").trim() == "y"
+        on(machine, "pgrep -f 'hold-[d]pkg-lock' >/dev/null && echo y || echo n").trim() == "y"
     });
     child
 }

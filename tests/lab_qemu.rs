@@ -3,7 +3,7 @@
 //! the node under it powered off, the swarm running it elsewhere, the rows still there.
 //! Run with `vm-tests/run qemu`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,9 @@ fn vmlab(args: &[&str]) -> String {
 }
 
 fn vm_dir() -> PathBuf {
-    std::env::var_os("CLUSTERUP_VMLAB_DIR").map(PathBuf::from).unwrap_or_else(|| "/var/tmp/clusterup-vmlab".into())
+    std::env::var_os("CLUSTERUP_VMLAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/tmp/clusterup-vmlab".into())
 }
 
 fn lab_images() -> PathBuf {
@@ -39,7 +41,15 @@ fn addr(name: &str) -> (String, String) {
 fn on(name: &str, cmd: &str) -> (bool, String) {
     let (_, port) = addr(name);
     let out = Command::new("ssh")
-        .args(["-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args([
+            "-q",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
         .args(["-o", "ConnectTimeout=10", "-i"])
         .arg(vm_dir().join("id_ed25519"))
         .args(["-p", &port, "root@127.0.0.1", cmd])
@@ -76,7 +86,7 @@ fn inventory() -> PathBuf {
     path
 }
 
-fn init(inv: &PathBuf) -> (Option<i32>, Value) {
+fn init(inv: &Path) -> (Option<i32>, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_clusterup"))
         .args(["init", "-i", inv.to_str().unwrap(), "--json", "--converge-timeout", "900", "--log"])
         .arg(vm_dir().join("clusterup-test.log"))
@@ -114,9 +124,11 @@ fn postgres_keeps_its_rows_when_its_node_dies() {
     assert!(!exports.contains('*'), "never world-exported: {exports}");
 
     // Rows written through the running Postgres.
-    let (_, node) = on("n1", "docker service ps db_postgres --filter desired-state=running --format '{{.Node}}'");
+    let (_, node) =
+        on("n1", "docker service ps db_postgres --filter desired-state=running --format '{{.Node}}'");
     assert!(node == "n2" || node == "n3", "postgres runs on a db-labelled worker, not {node:?}");
-    let (ok, out) = psql(&node, "CREATE TABLE kept (n int); INSERT INTO kept SELECT generate_series(1, 1000);");
+    let (ok, out) =
+        psql(&node, "CREATE TABLE kept (n int); INSERT INTO kept SELECT generate_series(1, 1000);");
     assert!(ok, "writing rows failed: {out}");
 
     // The node under it dies; the swarm runs Postgres on the other worker, on the same data.
@@ -134,11 +146,15 @@ fn postgres_keeps_its_rows_when_its_node_dies() {
         assert!(stopped.elapsed() < Duration::from_secs(900), "postgres did not come back within 15 minutes");
         std::thread::sleep(Duration::from_millis(500));
     };
-    let (_, now_on) = on("n1", "docker service ps db_postgres --filter desired-state=running --format '{{.Node}}'");
+    let (_, now_on) =
+        on("n1", "docker service ps db_postgres --filter desired-state=running --format '{{.Node}}'");
     assert_eq!(now_on, other);
     let (ok, count) = psql(other, "SELECT count(*) FROM kept;");
     assert!(ok && count == "1000", "rows lost: {count}");
-    eprintln!("FAILOVER: postgres answered again {:.1} s after its node was powered off", answering.as_secs_f64());
+    eprintln!(
+        "FAILOVER: postgres answered again {:.1} s after its node was powered off",
+        answering.as_secs_f64()
+    );
 
     // A second run changes nothing, and the exports file is not rewritten.
     let (_, before) = on("nas", "stat -c %Y /etc/exports.d/clusterup.exports");

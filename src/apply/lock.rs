@@ -23,7 +23,8 @@ pub struct ClusterLock {
 
 /// Who is running: `user@machine`, for the lock and the audit log.
 pub fn operator() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let user =
+        std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{user}@{}", host.trim())
 }
@@ -31,11 +32,13 @@ pub fn operator() -> String {
 /// Takes the lock on the first reachable manager, waiting up to `wait` for another holder.
 /// `Ok(None)` when no manager is reachable (nothing to lock); `Err` says who holds it.
 pub async fn acquire(run: &mut Run, wait: Duration) -> Result<Option<ClusterLock>, String> {
-    let Some(host) = run.healthy().into_iter().find(|h| run.inv.host(h).is_some_and(|h| h.is_manager())) else {
+    let Some(host) = run.healthy().into_iter().find(|h| run.inv.host(h).is_some_and(|h| h.is_manager()))
+    else {
         return Ok(None);
     };
     let session = run.sessions[&host].clone();
-    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nonce =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let holder = format!("{}:{}:{nonce:x}", operator(), std::process::id());
     let info = format!(
         "operator={}\npid={}\nstarted={}\ncommand={}",
@@ -76,7 +79,9 @@ pub async fn acquire(run: &mut Run, wait: Duration) -> Result<Option<ClusterLock
                     run.inv.path.display()
                 ));
             }
-            status => return Err(format!("{host}: taking the cluster lock failed (exit {status}): {}", out.tail())),
+            status => {
+                return Err(format!("{host}: taking the cluster lock failed (exit {status}): {}", out.tail()));
+            }
         }
     }
     let refresher = {
@@ -126,7 +131,8 @@ pub fn describe(text: &str) -> String {
 /// Appends one line per run that changed something to the audit log of every reachable manager.
 pub async fn audit(run: &Run) {
     let report = &run.report;
-    let changed = report.hosts.values().map(|h| h.changes.len()).sum::<usize>() + report.cluster.changes.len();
+    let changed =
+        report.hosts.values().map(|h| h.changes.len()).sum::<usize>() + report.cluster.changes.len();
     if changed == 0 {
         return;
     }

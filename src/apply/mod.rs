@@ -168,8 +168,10 @@ pub async fn converge(mut run: Run, apply: bool) -> RunReport {
         _ = tokio::signal::ctrl_c() => true,
     };
     if interrupted {
-        run.report.stopped =
-            Some("interrupted (Ctrl-C) during the run; run `clusterup init` again to finish what was started".into());
+        run.report.stopped = Some(
+            "interrupted (Ctrl-C) during the run; run `clusterup init` again to finish what was started"
+                .into(),
+        );
     }
     if changing {
         lock::audit(&run).await;

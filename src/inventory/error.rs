@@ -44,9 +44,25 @@ fn first_meaningful_line(text: &str) -> String {
     let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid YAML");
     // "error: line 3 column 5: ..." -> keep only what follows the position prefix.
     let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line.split_once(": ") {
-        Some((prefix, rest)) if prefix.starts_with("line ") => rest.to_string(),
-        _ => line.to_string(),
+    let message = match line.split_once(": ") {
+        Some((prefix, rest)) if prefix.starts_with("line ") => rest,
+        _ => line,
+    };
+    plain_words(message)
+}
+
+/// The parser's words where a person would want others.
+fn plain_words(message: &str) -> String {
+    let message = message.split(", set DuplicateKeyPolicy").next().unwrap_or(message);
+    let message = message.split(" at line ").next().unwrap_or(message);
+    match message {
+        "invalid u16" => "expected a whole number from 0 to 65535".into(),
+        "invalid u32" | "invalid u64" => "expected a whole number, 0 or more".into(),
+        m if m.starts_with("budget breached") => {
+            "the YAML expands to far more nodes than an inventory has (aliases repeating aliases?); refused"
+                .into()
+        }
+        m => m.to_string(),
     }
 }
 

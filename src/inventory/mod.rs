@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use error::{InventoryError, InventoryErrors};
-pub use model::{DockerSource, ExposeEntry, HostKeyPolicy, HostKind, HostState, NfsSection, Role, VolumeEntry};
+pub use model::{
+    DockerSource, ExposeEntry, HostKeyPolicy, HostKind, HostState, NfsSection, Role, VolumeEntry,
+};
 
 /// The network the proxy shares with every exposed service.
 pub const PROXY_NETWORK: &str = "reverse-proxy";
@@ -109,6 +111,9 @@ pub struct Stack {
     pub vars: serde_json::Map<String, serde_json::Value>,
     pub networks: Vec<String>,
     pub expose: Vec<ExposeEntry>,
+    /// Line of each `expose` entry, for messages.
+    #[serde(skip)]
+    pub expose_lines: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

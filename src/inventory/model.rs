@@ -1,7 +1,6 @@
 //! The inventory file as the user writes it. These types are the schema: every key a user may
 //! write is a field here, and anything else is rejected with its line and column.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -134,16 +133,16 @@ pub struct ClusterSection {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshSection {
-    pub user: Option<String>,
-    pub port: Option<u16>,
+    pub user: Option<Spanned<String>>,
+    pub port: Option<Spanned<u16>>,
     pub identity_file: Option<Spanned<String>>,
     pub known_hosts: Option<Spanned<String>>,
     pub host_key_policy: Option<HostKeyPolicy>,
     pub bastion: Option<Spanned<String>>,
     /// Seconds to wait for TCP connect plus SSH handshake and authentication.
-    pub connect_timeout: Option<u64>,
+    pub connect_timeout: Option<Spanned<u64>>,
     /// Seconds one remote command may run (package installs are the long ones).
-    pub command_timeout: Option<u64>,
+    pub command_timeout: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -208,7 +207,7 @@ pub struct HostEntry {
     pub kind: HostKind,
     pub roles: Option<Spanned<Vec<Role>>>,
     #[serde(default)]
-    pub labels: BTreeMap<String, ScalarString>,
+    pub labels: Labels,
     /// The address other nodes reach this one at; defaults to the address of the
     /// interface that holds the default route, as Docker itself would pick.
     pub advertise_address: Option<Spanned<String>>,
@@ -270,6 +269,30 @@ pub struct NfsSection {
 
 fn default_true() -> bool {
     true
+}
+
+/// Node labels in file order, each key with its position (for messages about one label).
+#[derive(Debug, Default)]
+pub struct Labels(pub Vec<(Spanned<String>, ScalarString)>);
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Labels;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of label names to values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
+                let mut labels = Vec::new();
+                while let Some(entry) = map.next_entry::<Spanned<String>, ScalarString>()? {
+                    labels.push(entry);
+                }
+                Ok(Labels(labels))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// A label value: YAML lets users write `ssd: true` or `rack: 3`; Docker labels are strings.

@@ -29,7 +29,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
                 name: host.name.value,
                 address: host.address.value,
                 kind: host.kind,
-                labels: host.labels.into_iter().map(|(k, v)| (k, v.0)).collect(),
+                labels: host.labels.0.into_iter().map(|(k, v)| (k.value, v.0)).collect(),
                 advertise_address: host.advertise_address.map(|a| a.value),
                 ssh: target,
                 state: host.state,
@@ -65,6 +65,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
             template,
             vars: stack.vars,
             networks,
+            expose_lines: stack.expose.iter().map(|e| e.referenced.line()).collect(),
             expose: stack.expose.into_iter().map(|e| e.value).collect(),
         });
     }
@@ -139,18 +140,18 @@ fn merge(defaults: &SshSection, host: Option<&SshSection>) -> SshSection {
     let Some(host) = host else { return defaults.clone() };
     SshSection {
         user: host.user.clone().or_else(|| defaults.user.clone()),
-        port: host.port.or(defaults.port),
+        port: host.port.clone().or_else(|| defaults.port.clone()),
         identity_file: host.identity_file.clone().or_else(|| defaults.identity_file.clone()),
         known_hosts: host.known_hosts.clone().or_else(|| defaults.known_hosts.clone()),
         host_key_policy: host.host_key_policy.or(defaults.host_key_policy),
         bastion: host.bastion.clone().or_else(|| defaults.bastion.clone()),
-        connect_timeout: host.connect_timeout.or(defaults.connect_timeout),
-        command_timeout: host.command_timeout.or(defaults.command_timeout),
+        connect_timeout: host.connect_timeout.clone().or_else(|| defaults.connect_timeout.clone()),
+        command_timeout: host.command_timeout.clone().or_else(|| defaults.command_timeout.clone()),
     }
 }
 
 fn ssh_target(file: &Path, dir: &Path, ssh: &SshSection) -> Result<SshTarget, InventoryError> {
-    let user = ssh.user.clone().unwrap_or_else(|| "root".into());
+    let user = ssh.user.as_ref().map(|u| u.value.clone()).unwrap_or_else(|| "root".into());
     let identity_file = match &ssh.identity_file {
         Some(spanned) => Some(existing_file(file, dir, spanned, "identity_file")?),
         None => None,
@@ -167,13 +168,17 @@ fn ssh_target(file: &Path, dir: &Path, ssh: &SshSection) -> Result<SshTarget, In
     };
     Ok(SshTarget {
         user,
-        port: ssh.port.unwrap_or(22),
+        port: ssh.port.as_ref().map_or(22, |p| p.value),
         identity_file,
         known_hosts,
         host_key_policy: ssh.host_key_policy.unwrap_or(HostKeyPolicy::AcceptNew),
         bastion,
-        connect_timeout: Duration::from_secs(ssh.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
-        command_timeout: Duration::from_secs(ssh.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT)),
+        connect_timeout: Duration::from_secs(
+            ssh.connect_timeout.as_ref().map_or(DEFAULT_CONNECT_TIMEOUT, |t| t.value),
+        ),
+        command_timeout: Duration::from_secs(
+            ssh.command_timeout.as_ref().map_or(DEFAULT_COMMAND_TIMEOUT, |t| t.value),
+        ),
     })
 }
 
@@ -232,7 +237,8 @@ pub(crate) fn expand(dir: &Path, text: &str) -> PathBuf {
         return PathBuf::from(home).join(rest);
     }
     let path = Path::new(text);
-    if path.is_absolute() { path.to_path_buf() } else { dir.join(path) }
+    // `components` drops the `.` of `./x`, so messages show the path a person would write.
+    if path.is_absolute() { path.components().collect() } else { dir.join(path).components().collect() }
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -35,7 +35,7 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
     check_ssh(path, &file.ssh, "ssh", &mut errors, &mut warnings);
     let mut names: HashMap<&str, u64> = HashMap::new();
     let mut addresses: HashMap<(String, u16), (&str, u64)> = HashMap::new();
-    let default_port = file.ssh.port.unwrap_or(22);
+    let default_port = file.ssh.port.as_ref().map_or(22, |p| p.value);
     let mut managers = 0;
 
     for entry in hosts {
@@ -66,7 +66,7 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
                 ),
             ));
         }
-        let port = host.ssh.as_ref().and_then(|s| s.port).unwrap_or(default_port);
+        let port = host.ssh.as_ref().and_then(|s| s.port.as_ref()).map_or(default_port, |p| p.value);
         let key = (address.value.to_ascii_lowercase(), port);
         if let Some((other, other_line)) = addresses.get(&key) {
             errors.push(err(
@@ -107,17 +107,17 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
             managers += 1;
         }
 
-        for (key, value) in &host.labels {
-            if !is_label_key(key) {
+        for (key, value) in &host.labels.0 {
+            if !is_label_key(&key.value) {
                 errors.push(err(
-                    &entry.referenced,
-                    format!("label `{key}` of host `{}` must be letters, digits, dots, dashes, underscores or slashes", name.value),
+                    &key.referenced,
+                    format!("label `{}` of host `{}` must be letters, digits, dots, dashes, underscores or slashes", key.value, name.value),
                 ));
             }
             if value.0.contains(['\n', '\r', '\0']) {
                 errors.push(err(
-                    &entry.referenced,
-                    format!("label `{key}` of host `{}` has a line break in its value", name.value),
+                    &key.referenced,
+                    format!("label `{}` of host `{}` has a line break in its value", key.value, name.value),
                 ));
             }
         }
@@ -263,10 +263,16 @@ fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryE
     for entry in &file.volumes {
         let v = &entry.value;
         if !is_object_name(&v.name) {
-            errors.push(err(&entry.referenced, format!("volume name `{}` must be letters, digits, dots, dashes or underscores", v.name)));
+            errors.push(err(
+                &entry.referenced,
+                format!("volume name `{}` must be letters, digits, dots, dashes or underscores", v.name),
+            ));
         }
         if let Some(first) = volumes.insert(&v.name, entry.referenced.line()) {
-            errors.push(err(&entry.referenced, format!("volume `{}` is declared twice (first at line {first})", v.name)));
+            errors.push(err(
+                &entry.referenced,
+                format!("volume `{}` is declared twice (first at line {first})", v.name),
+            ));
         }
     }
     if !file.volumes.is_empty() && file.storage.as_ref().and_then(|s| s.nfs.as_ref()).is_none() {
@@ -277,7 +283,10 @@ fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryE
     }
     if let Some(nfs) = file.storage.as_ref().and_then(|s| s.nfs.as_ref()) {
         if !nfs.path.starts_with('/') {
-            errors.push(InventoryError::file(path, format!("storage.nfs.path `{}` must be an absolute path", nfs.path)));
+            errors.push(InventoryError::file(
+                path,
+                format!("storage.nfs.path `{}` must be an absolute path", nfs.path),
+            ));
         }
         let host = file.hosts.value.iter().find(|h| h.value.name.value == nfs.server);
         match host {
@@ -287,7 +296,10 @@ fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryE
             )),
             None if !is_address(&nfs.server) => errors.push(InventoryError::file(
                 path,
-                format!("storage.nfs.server `{}` is neither a host of the inventory nor an address", nfs.server),
+                format!(
+                    "storage.nfs.server `{}` is neither a host of the inventory nor an address",
+                    nfs.server
+                ),
             )),
             _ => {}
         }
@@ -342,13 +354,23 @@ fn check_ssh(
     errors: &mut Vec<InventoryError>,
     warnings: &mut Vec<String>,
 ) {
-    if ssh.port == Some(0) {
-        errors.push(InventoryError::file(path, format!("{what}: port 0 is not a valid SSH port")));
+    if let Some(port) = &ssh.port
+        && port.value == 0
+    {
+        errors.push(InventoryError::at(
+            path,
+            &port.referenced,
+            format!("{what}: port 0 is not a valid SSH port"),
+        ));
     }
     if let Some(user) = &ssh.user
-        && (user.is_empty() || user.contains(|c: char| c.is_whitespace() || c == '@' || c == ':'))
+        && (user.value.is_empty() || user.value.contains(|c: char| c.is_whitespace() || c == '@' || c == ':'))
     {
-        errors.push(InventoryError::file(path, format!("{what}: user `{user}` is not a valid user name")));
+        errors.push(InventoryError::at(
+            path,
+            &user.referenced,
+            format!("{what}: user `{}` is not a valid user name", user.value),
+        ));
     }
     if let Some(bastion) = &ssh.bastion
         && let Err(message) = parse_bastion(&bastion.value, "root")
@@ -362,10 +384,17 @@ fn check_ssh(
             path.display()
         ));
     }
-    for (name, value) in [("connect_timeout", ssh.connect_timeout), ("command_timeout", ssh.command_timeout)]
+    for (name, value) in
+        [("connect_timeout", &ssh.connect_timeout), ("command_timeout", &ssh.command_timeout)]
     {
-        if value == Some(0) {
-            errors.push(InventoryError::file(path, format!("{what}: {name} must be at least 1 second")));
+        if let Some(value) = value
+            && value.value == 0
+        {
+            errors.push(InventoryError::at(
+                path,
+                &value.referenced,
+                format!("{what}: {name} must be at least 1 second"),
+            ));
         }
     }
 }

@@ -280,7 +280,12 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool, abs
             out.refused.push((a.host.clone(), reason));
             continue;
         }
-        out.steps.push(Step::Remove { host: a.host.clone(), node: node.clone(), manager, reachable: a.reachable });
+        out.steps.push(Step::Remove {
+            host: a.host.clone(),
+            node: node.clone(),
+            manager,
+            reachable: a.reachable,
+        });
     }
 
     for node in nodes {

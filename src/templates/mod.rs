@@ -21,6 +21,8 @@ mod embedded {
 /// A template: the compose source, its default vars, and extra files (name, source).
 pub struct Template {
     pub name: String,
+    /// How messages name the compose template: `caddy/stack.yml.tera`, or the user's file.
+    pub stack_source: String,
     pub stack: String,
     pub defaults: Map<String, Value>,
     pub extras: Vec<(String, String)>,
@@ -65,7 +67,13 @@ pub fn builtin(name: &str) -> Option<Template> {
         .filter(|(f, _)| *f != "stack.yml.tera" && f.ends_with(".tera"))
         .map(|(f, body)| (f.trim_end_matches(".tera").to_string(), body.to_string()))
         .collect();
-    Some(Template { name: name.to_string(), stack, defaults, extras })
+    Some(Template {
+        name: name.to_string(),
+        stack_source: format!("{name}/stack.yml.tera"),
+        stack,
+        defaults,
+        extras,
+    })
 }
 
 #[cfg(test)]
@@ -84,8 +92,10 @@ fn load(stack: &Stack) -> Result<Template> {
         TemplateRef::File(path) => {
             let source = std::fs::read_to_string(path)
                 .with_context(|| format!("reading template {}", path.display()))?;
+            let shown = path.display().to_string();
             Ok(Template {
-                name: path.display().to_string(),
+                name: shown.clone(),
+                stack_source: shown,
                 stack: source,
                 defaults: Map::new(),
                 extras: Vec::new(),
@@ -140,7 +150,7 @@ pub fn render_stack(inv: &Inventory, stack: &Stack, secrets: &BTreeMap<String, S
     }
     ctx.insert("configs".into(), Value::Object(configs));
 
-    let compose = render(&format!("{}/stack.yml.tera", template.name), &template.stack, &ctx)
+    let compose = render(&template.stack_source, &template.stack, &ctx)
         .with_context(|| format!("stack `{}`", stack.name))?;
     let mut parsed: Value = serde_saphyr::from_str(&compose)
         .map_err(|e| anyhow!("stack `{}`: the rendered compose file is not valid YAML: {e}", stack.name))?;
@@ -154,10 +164,15 @@ pub fn render_stack(inv: &Inventory, stack: &Stack, secrets: &BTreeMap<String, S
     let Some(services) = services else {
         bail!("stack `{}`: the rendered compose file has no `services:`", stack.name);
     };
-    for route in &stack.expose {
+    for (i, route) in stack.expose.iter().enumerate() {
         if !services.contains_key(&route.service) {
+            let at = stack
+                .expose_lines
+                .get(i)
+                .map(|l| format!("{}:{l}: ", inv.path.display()))
+                .unwrap_or_default();
             bail!(
-                "stack `{}` exposes service `{}`, but its template defines only: {}",
+                "{at}stack `{}` exposes service `{}`, but its template defines only: {}",
                 stack.name,
                 route.service,
                 services.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -169,7 +184,13 @@ pub fn render_stack(inv: &Inventory, stack: &Stack, secrets: &BTreeMap<String, S
     for (name, content) in &files {
         digest.push_str(&format!("\n--- {name}\n{content}"));
     }
-    Ok(Rendered { stack: stack.name.clone(), sha256: sha256_hex(digest.as_bytes()), compose, files, nfs_volumes })
+    Ok(Rendered {
+        stack: stack.name.clone(),
+        sha256: sha256_hex(digest.as_bytes()),
+        compose,
+        files,
+        nfs_volumes,
+    })
 }
 
 /// Every top-level volume the inventory declares under `volumes:` gets the NFS driver options,

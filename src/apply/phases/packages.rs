@@ -17,7 +17,11 @@ use crate::roles::{self, CHECK_NEEDS_APPLY, Role};
 
 /// The roles a host gets, with the inputs their scripts need: `docker` (and `nfs-client`
 /// with NFS storage) on swarm nodes, `nfs-server` on a managed NAS.
-fn roles_for(inv: &Inventory, facts: &BTreeMap<String, Facts>, host: &str) -> Result<Vec<(Role, Vec<Input>)>> {
+fn roles_for(
+    inv: &Inventory,
+    facts: &BTreeMap<String, Facts>,
+    host: &str,
+) -> Result<Vec<(Role, Vec<Input>)>> {
     let Some(h) = inv.host(host) else { return Ok(Vec::new()) };
     let lock = inv.apt_lock_timeout.to_string();
     let mut list = Vec::new();
@@ -45,7 +49,8 @@ fn roles_for(inv: &Inventory, facts: &BTreeMap<String, Facts>, host: &str) -> Re
     {
         let server = roles::role("nfs-server");
         let root = nfs.path.trim_end_matches('/').to_string();
-        let volumes: Vec<String> = inv.volumes.iter().map(|v| format!("{} {} {}", v.name, v.uid, v.gid)).collect();
+        let volumes: Vec<String> =
+            inv.volumes.iter().map(|v| format!("{} {} {}", v.name, v.uid, v.gid)).collect();
         let inputs = server.inputs(
             &json!({"root": root, "clients": node_addresses(inv, facts)}),
             &[("EXPORT_ROOT", root.clone()), ("VOLUMES", volumes.join("\n")), ("APT_LOCK_TIMEOUT", lock)],
@@ -128,14 +133,18 @@ pub async fn probe_nfs(run: &mut Run) {
     let hosts: Vec<String> =
         run.healthy().into_iter().filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node())).collect();
     let probe = roles::role("nfs-client").step("probe");
-    let inputs = [Input::new("SERVER", server.clone()), Input::new("SHARE", nfs.path.clone()), Input::new("TIMEOUT", "20")];
+    let inputs = [
+        Input::new("SERVER", server.clone()),
+        Input::new("SHARE", nfs.path.clone()),
+        Input::new("TIMEOUT", "20"),
+    ];
     for h in &hosts {
         run.progress.step(h, "test-mounting the NFS share");
     }
     let results = run
         .each(&hosts, |_, session| {
             let invocation = commands::script(&probe, &inputs, session.sudo);
-            async move { Ok(session.run(&invocation).await?) }
+            async move { session.run(&invocation).await }
         })
         .await;
     for (name, result) in results {

@@ -67,7 +67,11 @@ fn absent_hosts(run: &Run) -> Vec<Absent> {
                     })
                     .map(|n| n.id.clone())
             });
-            Absent { host: h.name.clone(), node, reachable: own.is_some() && run.sessions.contains_key(&h.name) }
+            Absent {
+                host: h.name.clone(),
+                node,
+                reachable: own.is_some() && run.sessions.contains_key(&h.name),
+            }
         })
         .collect()
 }
@@ -189,7 +193,14 @@ pub async fn apply(run: &mut Run) {
 }
 
 /// Runs one step on the leader for `host`; its `changed:` lines are the host's changes.
-async fn on_leader(run: &mut Run, leader: &str, host: &str, step: &Step, script: &str, inputs: &[Input]) -> bool {
+async fn on_leader(
+    run: &mut Run,
+    leader: &str,
+    host: &str,
+    step: &Step,
+    script: &str,
+    inputs: &[Input],
+) -> bool {
     let Some(session) = usable(run, leader) else { return false };
     run.progress.step(host, &step.describe());
     let invocation = commands::script(&roles::role("swarm").step(script), inputs, session.sudo);
@@ -213,7 +224,14 @@ async fn on_leader(run: &mut Run, leader: &str, host: &str, step: &Step, script:
 
 /// Promotes or demotes on the leader, then waits on the node itself until it has taken the
 /// new role: a role change issued before the previous one settled leaves a node stuck.
-async fn change_role(run: &mut Run, leader: &str, host: &str, node: &str, step: &Step, promote: bool) -> bool {
+async fn change_role(
+    run: &mut Run,
+    leader: &str,
+    host: &str,
+    node: &str,
+    step: &Step,
+    promote: bool,
+) -> bool {
     let swarm = roles::role("swarm");
     let own = usable(run, host);
     let mut stamp = None;
