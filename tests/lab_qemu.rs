@@ -55,7 +55,12 @@ fn on(name: &str, cmd: &str) -> (bool, String) {
         .args(["-p", &port, "root@127.0.0.1", cmd])
         .output()
         .expect("ssh");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let text = if out.status.success() {
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    } else {
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    (out.status.success(), text)
 }
 
 fn inventory() -> PathBuf {

@@ -60,6 +60,8 @@ fn init(inv: &Path) -> Value {
     );
     let report = json(&out);
     assert!(out.status.success(), "init failed: {report}");
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!shown.contains(PASSWORD), "the secret appeared in init's output");
     report
 }
 
@@ -165,6 +167,11 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
     assert!(status["routes"].to_string().contains("whoami.lab.test"), "{status}");
     let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
     assert!(!log.contains(PASSWORD), "the secret leaked into the log");
+    let audit = on("m1", "cat /var/lib/clusterup/audit.log");
+    assert!(audit.contains("init changed="), "no audit line: {audit}");
+    assert!(!audit.contains(PASSWORD), "the secret leaked into the audit log");
+    let rendered = on("m1", "ls /tmp | grep clusterup-stack || true");
+    assert!(rendered.trim().is_empty(), "rendered stack files left on the manager: {rendered}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
 
     // 7. A stack that cannot start fails the run, naming the task's error.
