@@ -68,6 +68,9 @@ pub struct InitArgs {
     /// Seconds to wait for another run's cluster lock before giving up
     #[arg(long, default_value_t = 0)]
     pub lock_wait: u64,
+    /// Remove volumes a node created with other options than the inventory's, where unused
+    #[arg(long)]
+    pub recreate_volumes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -87,6 +87,7 @@ async fn run(cli: Cli) -> ExitCode {
                 force: args.force,
                 converge_timeout: 0,
                 lock_wait: std::time::Duration::ZERO,
+                recreate_volumes: false,
             };
             let exit_code = args.exit_code;
             let code = converge(&args.target, cli.log.as_deref(), options, "plan", false).await;
@@ -125,6 +126,7 @@ async fn init(args: cli::InitArgs, log: Option<&Path>, remove: Option<String>) -
         force: args.force,
         converge_timeout: args.converge_timeout,
         lock_wait: std::time::Duration::from_secs(args.lock_wait),
+        recreate_volumes: args.recreate_volumes,
     };
     let Some(mut inv) = load(&args.target.inventory) else { return ExitCode::from(EXIT_INVALID) };
     if let Some(name) = remove {

@@ -134,7 +134,27 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
     assert!(log.contains("[w3] connected as admin"), "w3 not reached through the bastion");
 
-    // 5. A machine re-created in place (new host key) is refused, naming both fingerprints;
+    // 5. ufw active on w2: the swarm's ports are opened to the other nodes only, once.
+    on(
+        "w2",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ufw >/dev/null 2>&1 && ufw allow 22/tcp >/dev/null && ufw --force enable >/dev/null",
+    );
+    let out = clusterup(&["init", "-i", inv(&six), "--json"]);
+    assert!(out.status.success(), "init with ufw on w2 failed");
+    let report = json(&out);
+    assert_eq!(changed_hosts(&report), ["w2"], "{report}");
+    let rules = on("w2", "ufw status");
+    let m1 = lab(&["addr", "m1"]);
+    let rule = |port: &str, from: &str| {
+        rules.lines().any(|l| l.contains(port) && l.contains("ALLOW") && l.contains(from))
+    };
+    assert!(rule("2377/tcp", m1.trim()) && rule("4789/udp", m1.trim()), "{rules}");
+    assert!(!rule("2377/tcp", "Anywhere"), "never opened to the world: {rules}");
+    let out = clusterup(&["init", "-i", inv(&six), "--json"]);
+    assert_eq!(json(&out)["changed"], 0, "firewall rules are added once");
+    assert!(nodes().iter().all(|(_, state, _, _)| state == "ready"));
+
+    // 6. A machine re-created in place (new host key) is refused, naming both fingerprints;
     //    the other hosts are checked as usual.
     lab(&["rekey", "w1"]);
     let new_fp = on("w1", "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
@@ -148,7 +168,7 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     assert!(error.contains("ssh-keygen -R"), "{error}");
     assert_eq!(report["changed"], 0);
 
-    // 6. The run log holds every command and no join token.
+    // 7. The run log holds every command and no join token.
     let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
     assert!(log.contains("swarm/join.sh (JOIN_TOKEN=<secret>"), "join not logged");
     assert!(!log.contains("SWMTKN"), "a join token leaked into the log");

@@ -80,7 +80,10 @@ pub async fn acquire(run: &mut Run, wait: Duration) -> Result<Option<ClusterLock
                 ));
             }
             status => {
-                return Err(format!("{host}: taking the cluster lock failed (exit {status}): {}", out.tail()));
+                return Err(format!(
+                    "{host}: taking the cluster lock failed (exit {status}): {}",
+                    out.tail()
+                ));
             }
         }
     }

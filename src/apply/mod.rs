@@ -34,6 +34,8 @@ pub struct Options {
     pub converge_timeout: u64,
     /// How long to wait for another run's cluster lock.
     pub lock_wait: std::time::Duration,
+    /// Remove NFS-backed volumes created on a node with other options, where unused.
+    pub recreate_volumes: bool,
 }
 
 /// Everything a run knows, filled in phase by phase.

@@ -44,6 +44,13 @@ fn roles_for(
             list.push((nfs, inputs));
         }
     }
+    let nfs_server = inv.nfs.as_ref().is_some_and(|n| n.server == h.name);
+    if h.is_swarm_node() || nfs_server {
+        let firewall = roles::role("firewall");
+        let inputs =
+            firewall.inputs(&json!({}), &[("RULES", firewall_rules(inv, facts, host).join("\n"))])?;
+        list.push((firewall, inputs));
+    }
     if let Some(nfs) = inv.nfs.as_ref().filter(|n| n.managed && n.server == h.name)
         && h.roles.contains(&InvRole::NfsServer)
     {
@@ -60,19 +67,54 @@ fn roles_for(
     Ok(list)
 }
 
+/// The ufw rules a host needs: on a node, the swarm's ports from every other node and 80/443
+/// from anywhere where the proxy runs (the nodes its placement label picks, or all of them);
+/// on the NAS, NFS (2049/tcp) from the nodes.
+fn firewall_rules(inv: &Inventory, facts: &BTreeMap<String, Facts>, host: &str) -> Vec<String> {
+    let mut rules = Vec::new();
+    let swarm_node = inv.host(host).is_some_and(|h| h.is_swarm_node());
+    let nfs_server = inv.nfs.as_ref().is_some_and(|n| n.server == host);
+    for h in inv.hosts.iter().filter(|h| h.is_swarm_node() && h.name != host) {
+        let addr = node_address(h, facts);
+        if swarm_node {
+            for port in ["2377/tcp", "7946/tcp", "7946/udp", "4789/udp"] {
+                rules.push(format!("{port} {addr}"));
+            }
+        }
+        if nfs_server {
+            rules.push(format!("2049/tcp {addr}"));
+        }
+    }
+    if !swarm_node {
+        return rules;
+    }
+    let proxies = inv.stacks.iter().filter(|s| {
+        matches!(&s.template, crate::inventory::TemplateRef::Builtin(t) if t == "caddy" || t == "traefik")
+    });
+    let runs_proxy =
+        proxies.into_iter().any(|s| match s.vars.get("placement_label").and_then(|v| v.as_str()) {
+            Some(label) if !label.is_empty() => {
+                inv.host(host).is_some_and(|h| h.labels.get(label).map(String::as_str) == Some("true"))
+            }
+            _ => true,
+        });
+    if runs_proxy {
+        rules.extend(["80/tcp any".to_string(), "443/tcp any".to_string()]);
+    }
+    rules
+}
+
+fn node_address(h: &crate::inventory::Host, facts: &BTreeMap<String, Facts>) -> String {
+    h.advertise_address
+        .clone()
+        .or_else(|| facts.get(&h.name).and_then(|f| f.route_addr.clone()))
+        .unwrap_or_else(|| h.address.clone())
+}
+
 /// The addresses the swarm nodes reach the NAS from: only they may mount its exports.
 fn node_addresses(inv: &Inventory, facts: &BTreeMap<String, Facts>) -> Vec<String> {
-    let mut addresses: Vec<String> = inv
-        .hosts
-        .iter()
-        .filter(|h| h.is_swarm_node())
-        .map(|h| {
-            h.advertise_address
-                .clone()
-                .or_else(|| facts.get(&h.name).and_then(|f| f.route_addr.clone()))
-                .unwrap_or_else(|| h.address.clone())
-        })
-        .collect();
+    let mut addresses: Vec<String> =
+        inv.hosts.iter().filter(|h| h.is_swarm_node()).map(|h| node_address(h, facts)).collect();
     addresses.sort();
     addresses.dedup();
     addresses
@@ -90,34 +132,57 @@ pub async fn check(run: &mut Run) {
             let roles = roles_for(&inv, &facts, &name);
             async move {
                 let mut needs = Vec::new();
+                let mut warnings = Vec::new();
                 for (role, inputs) in roles? {
-                    let reasons = check_role(&session, &role, &inputs).await?;
-                    if !reasons.is_empty() {
-                        needs.push((role.name, reasons));
+                    let checked = check_role(&session, &role, &inputs).await?;
+                    warnings.extend(checked.warnings);
+                    if !checked.reasons.is_empty() {
+                        needs.push((role.name, checked.reasons));
                     }
                 }
-                Ok(needs)
+                Ok((needs, warnings))
             }
         })
         .await;
     for (name, result) in results {
         match result {
-            Ok(needs) if needs.is_empty() => {}
-            Ok(needs) => {
-                run.role_needs.insert(name, needs);
+            Ok((needs, warnings)) => {
+                run.report.warnings.extend(warnings);
+                if !needs.is_empty() {
+                    run.role_needs.insert(name, needs);
+                }
             }
             Err(e) => run.fail(&name, format!("{e:#}")),
         }
     }
 }
 
-async fn check_role(session: &Session, role: &Role, inputs: &[Input]) -> Result<Vec<String>> {
+/// What a role's check said: reasons to run its apply (exit 10), and warnings to pass on.
+#[derive(Default)]
+struct Checked {
+    reasons: Vec<String>,
+    warnings: Vec<String>,
+}
+
+async fn check_role(session: &Session, role: &Role, inputs: &[Input]) -> Result<Checked> {
     let output = session.run(&commands::script(&role.check(), inputs, session.sudo)).await?;
+    let warnings: Vec<String> = output
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("warning: "))
+        .map(|w| format!("{}: {w}", session.host))
+        .collect();
+    let reasons = || {
+        output
+            .stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("warning: "))
+            .map(str::to_string)
+            .collect()
+    };
     match output.status {
-        0 => Ok(Vec::new()),
-        CHECK_NEEDS_APPLY => {
-            Ok(output.stdout.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect())
-        }
+        0 => Ok(Checked { reasons: Vec::new(), warnings }),
+        CHECK_NEEDS_APPLY => Ok(Checked { reasons: reasons(), warnings }),
         status => Err(anyhow!(
             "{}: check of role {} failed (exit {status}): {}",
             session.host,
@@ -212,5 +277,35 @@ pub async fn apply(run: &mut Run) {
             Ok(changes) => run.report.host(&name).changes.extend(changes),
             Err(e) => run.fail(&name, format!("{e:#}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firewall_opens_swarm_ports_to_peers_proxy_ports_where_the_proxy_runs_nfs_on_the_nas() {
+        let inv = Inventory::from_text(
+            std::path::Path::new("/inv/f.yml"),
+            "cluster: {name: f}\nhosts:\n\
+             - {name: m1, address: 10.0.0.1, roles: [manager]}\n\
+             - {name: w1, address: 10.0.0.2, labels: {edge: true}}\n\
+             - {name: nas, address: 10.0.0.9, kind: nas}\n\
+             storage: {nfs: {server: nas, path: /srv/c}}\n\
+             stacks: [{name: proxy, template: caddy, vars: {placement_label: edge}}]\n",
+        )
+        .unwrap();
+        let facts = BTreeMap::new();
+        let m1 = firewall_rules(&inv, &facts, "m1");
+        assert!(
+            m1.contains(&"2377/tcp 10.0.0.2".to_string()) && m1.contains(&"4789/udp 10.0.0.2".to_string())
+        );
+        assert!(!m1.iter().any(|r| r.ends_with("10.0.0.1")), "no rule for itself: {m1:?}");
+        assert!(!m1.iter().any(|r| r.starts_with("443/")), "the proxy is pinned to edge nodes: {m1:?}");
+        let w1 = firewall_rules(&inv, &facts, "w1");
+        assert!(w1.contains(&"443/tcp any".to_string()), "{w1:?}");
+        let nas = firewall_rules(&inv, &facts, "nas");
+        assert_eq!(nas, ["2049/tcp 10.0.0.1", "2049/tcp 10.0.0.2"]);
     }
 }

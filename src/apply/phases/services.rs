@@ -22,6 +22,8 @@ pub struct ServicesPlan {
     pub secrets: Vec<(String, String, String)>,
     /// Rendered stacks and why each must be deployed.
     pub deploys: Vec<(Rendered, &'static str)>,
+    /// Every NFS-backed volume of every stack: "NAME O DEVICE" lines for roles/stacks/volumes.sh.
+    pub volumes: Vec<String>,
 }
 
 impl ServicesPlan {
@@ -82,8 +84,60 @@ pub async fn observe(run: &mut Run) {
         None => Observed::default(),
     };
     match decide(run, &observed) {
-        Ok(plan) => run.services = plan,
+        Ok(plan) => {
+            let volumes = plan.volumes.clone();
+            run.services = plan;
+            check_volumes(run, &volumes, false).await;
+        }
         Err(e) => run.report.fail_cluster(format!("{e:#}")),
+    }
+}
+
+/// Nodes whose copy of an NFS-backed volume was created with other options keep them (Docker
+/// fixes them at creation): report those; with `recreate`, remove the unused ones so the next
+/// deploy creates them anew.
+async fn check_volumes(run: &mut Run, volumes: &[String], recreate: bool) {
+    if volumes.is_empty() {
+        return;
+    }
+    let hosts: Vec<String> = run
+        .healthy()
+        .into_iter()
+        .filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node()))
+        .filter(|h| run.facts.get(h).is_some_and(|f| f.docker_installed))
+        .collect();
+    let script = roles::role("stacks").step("volumes");
+    let inputs = [
+        Input::new("VOLUMES", volumes.join("\n")),
+        Input::new("RECREATE", if recreate { "yes" } else { "no" }),
+    ];
+    let results = run
+        .each(&hosts, |_, session| {
+            let invocation = commands::script(&script, &inputs, session.sudo);
+            async move { session.run(&invocation).await }
+        })
+        .await;
+    for (host, result) in results {
+        let Ok(out) = result else { continue };
+        for line in out.stdout.lines() {
+            if let Some(change) = line.strip_prefix("changed: ") {
+                run.report.host(&host).changes.push(format!("volumes: {change}"));
+            } else if let Some(drift) = line.strip_prefix("drift ") {
+                let hint = if recreate {
+                    ""
+                } else {
+                    "; `init --recreate-volumes` removes it where no container uses it"
+                };
+                let warning = format!("{host}: volume {drift} (not the inventory's options){hint}");
+                if !run.report.warnings.contains(&warning) {
+                    run.report.warnings.push(warning);
+                }
+            } else if let Some(name) = line.strip_prefix("busy ") {
+                run.report.warnings.push(format!(
+                    "{host}: volume {name} is in use and keeps its old options; stop what uses it and re-run"
+                ));
+            }
+        }
     }
 }
 
@@ -110,14 +164,19 @@ fn decide(run: &mut Run, observed: &Observed) -> Result<ServicesPlan> {
         }
     }
     let mut deploys = Vec::new();
+    let mut volumes = Vec::new();
     for stack in &run.inv.stacks {
         let rendered = templates::render_stack(&run.inv, stack, &names)?;
+        for (name, options) in &rendered.nfs_volumes {
+            let opt = |k: &str| options["driver_opts"][k].as_str().unwrap_or_default().to_string();
+            volumes.push(format!("{name} {} {}", opt("o"), opt("device")));
+        }
         if let Some(why) = services::needs_deploy(&stack.name, &rendered.sha256, observed, run.options.force)
         {
             deploys.push((rendered, why));
         }
     }
-    Ok(ServicesPlan { networks, secrets, deploys })
+    Ok(ServicesPlan { networks, secrets, deploys, volumes })
 }
 
 pub async fn apply(run: &mut Run) {
@@ -141,6 +200,10 @@ pub async fn apply(run: &mut Run) {
             return;
         }
     };
+    if run.options.recreate_volumes {
+        let volumes = plan.volumes.clone();
+        check_volumes(run, &volumes, true).await;
+    }
     if let Err(e) = carry_out(run, &session, plan).await {
         run.report.fail_cluster(format!("{e:#}"));
     }
