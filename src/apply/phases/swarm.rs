@@ -163,11 +163,8 @@ pub async fn apply(run: &mut Run) {
         }
     }
 
+    // The services phase deploys through this manager (it may have just created the swarm).
     run.swarm.leader = leader.clone();
-    if run.swarm.cluster_id.is_none() && leader.is_some() {
-        // A swarm was created: later phases only need to know that one exists.
-        run.swarm.cluster_id = Some("created".into());
-    }
 
     // 3. Role changes, one at a time on the leader.
     if let Some(leader) = &leader {
