@@ -14,6 +14,8 @@ pub struct Invocation {
     pub command: String,
     /// Bytes fed to the command's stdin.
     pub stdin: Vec<u8>,
+    /// A file streamed to stdin after `stdin` (image archives: never held in memory).
+    pub stdin_file: Option<std::path::PathBuf>,
     /// What the run log and error messages show: the script and its non-secret inputs.
     pub display: String,
 }
@@ -61,17 +63,20 @@ pub fn script(script: &Script, inputs: &[Input], sudo: bool) -> Invocation {
     Invocation {
         command: if sudo { "sudo -n sh -s".into() } else { "sh -s".into() },
         stdin: text.into_bytes(),
+        stdin_file: None,
         display,
     }
 }
 
 /// Streams a `docker save` archive into the node's `docker load`. The one command that is no
 /// role script: its stdin is the archive, so it cannot also carry a script.
-pub fn docker_load(file: &str, archive: Vec<u8>, sudo: bool) -> Invocation {
+pub fn docker_load(archive: &std::path::Path, size: u64, sudo: bool) -> Invocation {
+    let file = archive.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     Invocation {
         command: if sudo { "sudo -n docker load".into() } else { "docker load".into() },
-        display: format!("docker load < {file} ({} bytes)", archive.len()),
-        stdin: archive,
+        display: format!("docker load < {file} ({size} bytes)"),
+        stdin: Vec::new(),
+        stdin_file: Some(archive.to_path_buf()),
     }
 }
 

@@ -200,6 +200,12 @@ impl Session {
         if !invocation.stdin.is_empty() {
             channel.data(&invocation.stdin[..]).await.map_err(lost)?;
         }
+        if let Some(path) = &invocation.stdin_file {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| anyhow!("{}: cannot read {}: {e}", self.host, path.display()))?;
+            channel.data(tokio::io::BufReader::with_capacity(1 << 20, file)).await.map_err(lost)?;
+        }
         channel.eof().await.map_err(lost)?;
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let mut status = None;

@@ -229,3 +229,14 @@ async fn a_silent_port_times_out_and_a_closed_one_is_refused() {
     let err = connect(&host(&dir, port, "client_ed25519", "accept-new", 5), log()).await.err().unwrap();
     assert!(format!("{err:#}").contains("cannot connect"), "{err:#}");
 }
+
+#[tokio::test]
+async fn a_file_is_streamed_to_stdin_without_being_read_whole() {
+    let port = start_server().await;
+    let dir = tempdir();
+    let session = connect(&host(&dir, port, "client_ed25519", "accept-new", 5), log()).await.unwrap();
+    let archive = dir.join("image.tar");
+    std::fs::write(&archive, vec![7u8; 3_000_000]).unwrap();
+    let out = session.run(&commands::docker_load(&archive, 3_000_000, true)).await.unwrap();
+    assert_eq!(out.stdout, "stdin=3000000 bytes\n");
+}

@@ -88,9 +88,10 @@ pub async fn apply(run: &mut Run) {
                 for (path, tags) in archives {
                     let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
                     progress.step(&name, &format!("loading {file}"));
-                    let bytes =
-                        std::fs::read(&path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
-                    let out = session.run(&commands::docker_load(&file, bytes, session.sudo)).await?;
+                    let size = std::fs::metadata(&path)
+                        .map_err(|e| anyhow!("reading {}: {e}", path.display()))?
+                        .len();
+                    let out = session.run(&commands::docker_load(&path, size, session.sudo)).await?;
                     if !out.success() {
                         return Err(anyhow!("{name}: docker load of {file} failed: {}", out.tail()));
                     }
