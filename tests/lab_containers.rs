@@ -121,6 +121,28 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     let out = clusterup(&["init", "-i", inv(&six), "--json"]);
     assert_eq!(json(&out)["changed"], 0);
 
+    // 3b. A label dropped from the inventory is removed from the node; one set by someone
+    //     else is left alone.
+    on("m1", "docker node update --label-add team=ops w2 >/dev/null");
+    let no_disk = write_inventory(
+        "six-nodisk.yml",
+        &[
+            ("m1", "manager", "zone: a"),
+            ("m2", "manager", "zone: b"),
+            ("m3", "manager", "zone: c"),
+            ("w1", "worker", "zone: b"),
+            ("w2", "worker", "zone: b"),
+            ("w3", "worker", ""),
+        ],
+    );
+    let out = clusterup(&["init", "-i", inv(&no_disk), "--json"]);
+    let report = json(&out);
+    assert!(report["hosts"]["w2"]["changes"].to_string().contains("removed node label disk"), "{report}");
+    let w2 = on("m1", "docker node inspect --format '{{json .Spec.Labels}}' w2");
+    assert!(!w2.contains("\"disk\"") && w2.contains("\"team\":\"ops\""), "{w2}");
+    let out = clusterup(&["init", "-i", inv(&six), "--json"]);
+    assert!(json(&out)["hosts"]["w2"]["changes"].to_string().contains("set node label disk=ssd"));
+
     // 4. Through a bastion (m1, as root), with the key from ssh-agent instead of a file.
     let bastion = lab_dir().join("bastion.yml");
     let text = std::fs::read_to_string(&six).unwrap().replace("  identity_file: id_ed25519\n", "").replace(

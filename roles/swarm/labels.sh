@@ -1,8 +1,12 @@
 #!/bin/sh
-# Apply node labels; LABEL_UPDATES holds one "NODE_ID key=value" per line. Run on a manager.
+# Apply node labels; LABEL_UPDATES holds one "NODE_ID key=value" (set) or "NODE_ID -key"
+# (remove) per line. Run on a manager.
 set -eu
 printf '%s\n' "$LABEL_UPDATES" | while read -r node label; do
   [ -n "$node" ] || continue
-  docker node update --label-add "$label" "$node" >/dev/null
+  case $label in
+    -*) docker node update --label-rm "${label#-}" "$node" >/dev/null ;;
+    *) docker node update --label-add "$label" "$node" >/dev/null ;;
+  esac
   echo "changed: label $label on $node"
 done

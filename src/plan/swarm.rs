@@ -100,6 +100,8 @@ pub enum Step {
     Join { host: String, manager: bool, advertise: String },
     /// Set one label on the host's node.
     Label { host: String, key: String, value: String },
+    /// Remove a label clusterup had set and the inventory no longer has.
+    Unlabel { host: String, key: String },
     /// Worker to manager.
     Promote { host: String, node: String },
     /// Manager to worker (quorum checked).
@@ -114,6 +116,7 @@ impl Step {
             Step::Init { host, .. }
             | Step::Join { host, .. }
             | Step::Label { host, .. }
+            | Step::Unlabel { host, .. }
             | Step::Promote { host, .. }
             | Step::Demote { host, .. }
             | Step::Remove { host, .. } => host,
@@ -130,6 +133,7 @@ impl Step {
                 )
             }
             Step::Label { key, value, .. } => format!("set node label {key}={value}"),
+            Step::Unlabel { key, .. } => format!("remove node label {key} (no longer in the inventory)"),
             Step::Promote { .. } => "promote to manager".into(),
             Step::Demote { .. } => "demote to worker".into(),
             Step::Remove { manager, reachable, .. } => format!(
@@ -301,11 +305,35 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool, abs
     out
 }
 
+/// The node label that lists the label keys clusterup manages on a node, so that a label
+/// removed from the inventory is removed from the node, and labels set by others are not.
+pub const MANAGED_LABELS: &str = "clusterup.labels";
+
 fn plan_labels(steps: &mut Vec<Step>, host: &Host, current: Option<&BTreeMap<String, String>>) {
+    let label = |key: &str, value: &str| Step::Label {
+        host: host.name.clone(),
+        key: key.into(),
+        value: value.into(),
+    };
     for (key, value) in &host.labels {
         if current.and_then(|c| c.get(key)) != Some(value) {
-            steps.push(Step::Label { host: host.name.clone(), key: key.clone(), value: value.clone() });
+            steps.push(label(key, value));
         }
+    }
+    let managed = current.and_then(|c| c.get(MANAGED_LABELS));
+    for key in managed.map(|m| m.split(',').filter(|k| !k.is_empty()).collect::<Vec<_>>()).unwrap_or_default()
+    {
+        if !host.labels.contains_key(key) && current.is_some_and(|c| c.contains_key(key)) {
+            steps.push(Step::Unlabel { host: host.name.clone(), key: key.to_string() });
+        }
+    }
+    let wanted = host.labels.keys().cloned().collect::<Vec<_>>().join(",");
+    if wanted.is_empty() {
+        if managed.is_some() {
+            steps.push(Step::Unlabel { host: host.name.clone(), key: MANAGED_LABELS.into() });
+        }
+    } else if managed != Some(&wanted) {
+        steps.push(label(MANAGED_LABELS, &wanted));
     }
 }
 

@@ -38,6 +38,11 @@ fn joined(addr: &str, node: &str, cluster: Option<&str>, manager: bool) -> Facts
 fn node(id: &str, labels: &[(&str, &str)]) -> SwarmNode {
     let mut n = SwarmNode { id: id.into(), ..Default::default() };
     n.spec.labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+    // As clusterup leaves a node it labelled: the keys it manages, listed.
+    if !labels.is_empty() {
+        let keys: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
+        n.spec.labels.insert(MANAGED_LABELS.into(), keys.join(","));
+    }
     n
 }
 
@@ -60,7 +65,9 @@ fn fresh_hosts_init_on_first_manager_then_managers_join_before_workers() {
             "w1:join the swarm as worker (advertise 10.0.0.2)",
             "w2:join the swarm as worker (advertise 10.0.0.4)",
             "m1:set node label zone=a",
+            "m1:set node label clusterup.labels=zone",
             "w2:set node label disk=ssd",
+            "w2:set node label clusterup.labels=disk",
         ]
     );
     assert!(plan.refused.is_empty());
@@ -99,7 +106,36 @@ fn only_missing_hosts_join_and_changed_labels_are_set() {
     assert!(matches!(&plan.steps[1], Step::Join { host, manager: false, .. } if host == "w2"));
     assert_eq!(hosts[2], ("m1", "set node label zone=a".to_string()));
     assert_eq!(hosts[3], ("w2", "set node label disk=ssd".to_string()));
-    assert_eq!(plan.steps.len(), 4);
+    assert_eq!(hosts[4], ("w2", "set node label clusterup.labels=disk".to_string()));
+    assert_eq!(plan.steps.len(), 5);
+}
+
+#[test]
+fn labels_clusterup_set_are_removed_with_the_inventory_others_are_left() {
+    let inv = inventory();
+    let facts = [
+        joined("10.0.0.1", "n1", Some("c1"), true),
+        joined("10.0.0.2", "n2", None, false),
+        joined("10.0.0.3", "n3", Some("c1"), true),
+        joined("10.0.0.4", "n4", None, false),
+    ];
+    // n1 still has `rack` from an earlier inventory, and `team` set by someone else.
+    let mut n1 = node("n1", &[("zone", "a"), ("rack", "3")]);
+    n1.spec.labels.insert("team".into(), "ops".into());
+    // n2's inventory entry lost every label.
+    let n2 = node("n2", &[("old", "x")]);
+    let nodes = [n1, n2, node("n3", &[]), node("n4", &[("disk", "ssd")])];
+    let plan = plan(&members(&inv, &facts), &nodes, false, &[]);
+    let steps: Vec<String> = plan.steps.iter().map(|s| format!("{}:{}", s.host(), s.describe())).collect();
+    assert_eq!(
+        steps,
+        [
+            "m1:remove node label rack (no longer in the inventory)",
+            "m1:set node label clusterup.labels=zone",
+            "w1:remove node label old (no longer in the inventory)",
+            "w1:remove node label clusterup.labels (no longer in the inventory)",
+        ]
+    );
 }
 
 #[test]
@@ -196,9 +232,8 @@ fn a_worker_listed_as_manager_is_promoted() {
         joined("10.0.0.4", "n4", None, false),
     ];
     let mut n1 = manager("n1", true);
-    n1.spec.labels.insert("zone".into(), "a".into());
-    let mut n4 = node("n4", &[]);
-    n4.spec.labels.insert("disk".into(), "ssd".into());
+    n1.spec.labels = node("n1", &[("zone", "a")]).spec.labels;
+    let n4 = node("n4", &[("disk", "ssd")]);
     let plan = plan(&members(&inv, &facts), &[n1, node("n2", &[]), node("n3", &[]), n4], false, &[]);
     assert_eq!(plan.steps, vec![Step::Promote { host: "m2".into(), node: "n3".into() }]);
 }

@@ -176,7 +176,8 @@ pub async fn apply(run: &mut Run) {
     }
 
     // 4. Labels, all in one round trip on the leader.
-    let labels: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::Label { .. })).collect();
+    let labels: Vec<&Step> =
+        steps.iter().filter(|s| matches!(s, Step::Label { .. } | Step::Unlabel { .. })).collect();
     if let (false, Some(leader)) = (labels.is_empty(), &leader) {
         set_labels(run, leader, &labels, &node_ids).await;
     }
@@ -403,11 +404,14 @@ async fn set_labels(run: &mut Run, leader: &str, steps: &[&Step], node_ids: &BTr
     };
     let mut lines = Vec::new();
     for step in steps {
-        let Step::Label { host, key, value } = step else {
-            continue;
+        // "key=value" sets a label, "-key" removes one (see roles/swarm/labels.sh).
+        let (host, label) = match step {
+            Step::Label { host, key, value } => (host, format!("{key}={value}")),
+            Step::Unlabel { host, key } => (host, format!("-{key}")),
+            _ => continue,
         };
         if let (false, Some(id)) = (run.report.is_failed(host), node_ids.get(host)) {
-            lines.push((host.clone(), id.clone(), format!("{key}={value}")));
+            lines.push((host.clone(), id.clone(), label));
         }
     }
     if lines.is_empty() {
@@ -422,7 +426,11 @@ async fn set_labels(run: &mut Run, leader: &str, steps: &[&Step], node_ids: &BTr
             // Each applied label is reported back as "changed: label k=v on NODE_ID".
             for (host, id, label) in &lines {
                 if output.stdout.lines().any(|l| l == format!("changed: label {label} on {id}")) {
-                    run.report.host(host).changes.push(format!("swarm: set node label {label}"));
+                    let change = match label.strip_prefix('-') {
+                        Some(key) => format!("swarm: removed node label {key}"),
+                        None => format!("swarm: set node label {label}"),
+                    };
+                    run.report.host(host).changes.push(change);
                 }
             }
             if !output.success() {
