@@ -163,12 +163,7 @@ pub async fn unlock(inv: &Inventory, log: Arc<RunLog>) -> Result<String> {
 /// The overlay networks (not Docker's own `ingress`) and every stack's services.
 async fn cluster_objects(session: &crate::connection::Session) -> Result<(Vec<NetworkRow>, Vec<ServiceRow>)> {
     let role = crate::roles::role("stacks");
-    let out = session.run(&crate::commands::script(&role.step("observe"), &[], session.sudo)).await?;
-    if !out.success() {
-        return Err(anyhow!("{}: reading networks failed: {}", session.host, out.tail()));
-    }
-    let observed =
-        crate::plan::services::Observed::parse(&out.stdout).map_err(|e| anyhow!("{}: {e}", session.host))?;
+    let observed = crate::apply::observe_cluster_objects(session).await?;
     let networks = observed
         .networks
         .into_iter()
@@ -186,10 +181,7 @@ async fn cluster_objects(session: &crate::connection::Session) -> Result<(Vec<Ne
             }
         })
         .collect();
-    let out = session.run(&crate::commands::script(&role.step("services"), &[], session.sudo)).await?;
-    if !out.success() {
-        return Err(anyhow!("{}: listing services failed: {}", session.host, out.tail()));
-    }
+    let out = session.run_ok(&crate::commands::script(&role.step("services"), &[], session.sudo)).await?;
     let services = out
         .stdout
         .lines()

@@ -32,8 +32,7 @@ pub fn operator() -> String {
 /// Takes the lock on the first reachable manager, waiting up to `wait` for another holder.
 /// `Ok(None)` when no manager is reachable (nothing to lock); `Err` says who holds it.
 pub async fn acquire(run: &mut Run, wait: Duration) -> Result<Option<ClusterLock>, String> {
-    let Some(host) = run.healthy().into_iter().find(|h| run.inv.host(h).is_some_and(|h| h.is_manager()))
-    else {
+    let Some(host) = run.healthy_managers().into_iter().next() else {
         return Ok(None);
     };
     let session = run.sessions[&host].clone();
@@ -159,8 +158,7 @@ pub async fn audit(run: &Run) {
         if failed.is_empty() { "-".to_string() } else { failed.join(",") },
         summary.join(" ")
     );
-    let managers: Vec<String> =
-        run.healthy().into_iter().filter(|h| run.inv.host(h).is_some_and(|h| h.is_manager())).collect();
+    let managers: Vec<String> = run.healthy_managers();
     let script = roles::role("state").step("audit");
     for host in managers {
         let session = &run.sessions[&host];

@@ -5,6 +5,7 @@
 pub mod lock;
 mod phases;
 
+pub use phases::services::observe_on as observe_cluster_objects;
 pub use phases::swarm::list_nodes;
 
 use std::collections::BTreeMap;
@@ -84,6 +85,20 @@ impl Run {
             .map(|h| h.name.clone())
             .filter(|n| self.sessions.contains_key(n) && !self.report.is_failed(n))
             .collect()
+    }
+
+    /// Healthy hosts that are swarm nodes (managers and workers, not a NAS, not absent).
+    pub fn healthy_swarm_nodes(&self) -> Vec<String> {
+        self.healthy_where(|h| h.is_swarm_node())
+    }
+
+    /// Healthy hosts that are the inventory's managers.
+    pub fn healthy_managers(&self) -> Vec<String> {
+        self.healthy_where(|h| h.is_manager())
+    }
+
+    fn healthy_where(&self, keep: impl Fn(&crate::inventory::Host) -> bool) -> Vec<String> {
+        self.healthy().into_iter().filter(|n| self.inv.host(n).is_some_and(&keep)).collect()
     }
 
     pub fn fail(&mut self, host: &str, error: impl Into<String>) {

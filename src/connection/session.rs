@@ -192,6 +192,22 @@ impl Session {
         Ok(output)
     }
 
+    /// As [`Session::run`], but a non-zero exit is an error naming the host, the step, the
+    /// status and the last lines it printed.
+    pub async fn run_ok(&self, invocation: &Invocation) -> Result<Output> {
+        let output = self.run(invocation).await?;
+        if !output.success() {
+            return Err(anyhow!(
+                "{}: `{}` failed (exit {}): {}",
+                self.host,
+                invocation.display,
+                output.status,
+                output.tail()
+            ));
+        }
+        Ok(output)
+    }
+
     async fn exec(&self, invocation: &Invocation) -> Result<Output> {
         let lost =
             |e: russh::Error| anyhow!("{}: connection lost during `{}`: {e}", self.host, invocation.display);

@@ -35,6 +35,16 @@ fn joined(addr: &str, node: &str, cluster: Option<&str>, manager: bool) -> Facts
     }
 }
 
+/// The four hosts of `inventory()` in one swarm (m1 and m2 managers).
+fn all_joined() -> [Facts; 4] {
+    [
+        joined("10.0.0.1", "n1", Some("c1"), true),
+        joined("10.0.0.2", "n2", None, false),
+        joined("10.0.0.3", "n3", Some("c1"), true),
+        joined("10.0.0.4", "n4", None, false),
+    ]
+}
+
 fn node(id: &str, labels: &[(&str, &str)]) -> SwarmNode {
     let mut n = SwarmNode { id: id.into(), ..Default::default() };
     n.spec.labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
@@ -76,12 +86,7 @@ fn fresh_hosts_init_on_first_manager_then_managers_join_before_workers() {
 #[test]
 fn converged_cluster_plans_nothing() {
     let inv = inventory();
-    let facts = [
-        joined("10.0.0.1", "n1", Some("c1"), true),
-        joined("10.0.0.2", "n2", None, false),
-        joined("10.0.0.3", "n3", Some("c1"), true),
-        joined("10.0.0.4", "n4", None, false),
-    ];
+    let facts = all_joined();
     let nodes =
         [node("n1", &[("zone", "a")]), node("n2", &[]), node("n3", &[]), node("n4", &[("disk", "ssd")])];
     let plan = plan(&members(&inv, &facts), &nodes, false, &[]);
@@ -113,12 +118,7 @@ fn only_missing_hosts_join_and_changed_labels_are_set() {
 #[test]
 fn labels_clusterup_set_are_removed_with_the_inventory_others_are_left() {
     let inv = inventory();
-    let facts = [
-        joined("10.0.0.1", "n1", Some("c1"), true),
-        joined("10.0.0.2", "n2", None, false),
-        joined("10.0.0.3", "n3", Some("c1"), true),
-        joined("10.0.0.4", "n4", None, false),
-    ];
+    let facts = all_joined();
     // n1 still has `rack` from an earlier inventory, and `team` set by someone else.
     let mut n1 = node("n1", &[("zone", "a"), ("rack", "3")]);
     n1.spec.labels.insert("team".into(), "ops".into());

@@ -25,8 +25,7 @@ pub async fn observe(run: &mut Run) {
             Err(e) => run.report.fail_cluster(format!("{e:#}")),
         }
     }
-    let hosts: Vec<String> =
-        run.healthy().into_iter().filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node())).collect();
+    let hosts: Vec<String> = run.healthy_swarm_nodes();
     let all: Vec<String> = archives.iter().flat_map(|(_, t)| t.clone()).collect();
     // Nodes without an engine yet lack everything; the others are asked.
     let (asked, fresh): (Vec<String>, Vec<String>) =
@@ -37,10 +36,7 @@ pub async fn observe(run: &mut Run) {
             let invocation =
                 commands::script(&missing_script, &[Input::new("IMAGES", all.join("\n"))], session.sudo);
             async move {
-                let out = session.run(&invocation).await?;
-                if !out.success() {
-                    return Err(anyhow!("{}: checking images failed: {}", session.host, out.tail()));
-                }
+                let out = session.run_ok(&invocation).await?;
                 Ok(out.stdout.lines().map(str::to_string).collect::<Vec<_>>())
             }
         })
@@ -91,10 +87,7 @@ pub async fn apply(run: &mut Run) {
                     let size = std::fs::metadata(&path)
                         .map_err(|e| anyhow!("reading {}: {e}", path.display()))?
                         .len();
-                    let out = session.run(&commands::docker_load(&path, size, session.sudo)).await?;
-                    if !out.success() {
-                        return Err(anyhow!("{name}: docker load of {file} failed: {}", out.tail()));
-                    }
+                    session.run_ok(&commands::docker_load(&path, size, session.sudo)).await?;
                     changes.push(format!("images: loaded {file} ({})", tags.join(", ")));
                 }
                 Ok::<_, anyhow::Error>(changes)

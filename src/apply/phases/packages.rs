@@ -195,8 +195,7 @@ async fn check_role(session: &Session, role: &Role, inputs: &[Input]) -> Result<
 /// With NFS storage, every swarm node test-mounts the share; those that cannot are named.
 pub async fn probe_nfs(run: &mut Run) {
     let (Some(nfs), Some(server)) = (run.inv.nfs.clone(), run.inv.nfs_address()) else { return };
-    let hosts: Vec<String> =
-        run.healthy().into_iter().filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node())).collect();
+    let hosts: Vec<String> = run.healthy_swarm_nodes();
     let probe = roles::role("nfs-client").step("probe");
     let inputs = [
         Input::new("SERVER", server.clone()),
@@ -251,15 +250,8 @@ pub async fn apply(run: &mut Run) {
                         continue;
                     }
                     progress.step(&name, &format!("applying role {}", role.name));
-                    let output = session.run(&commands::script(&role.apply(), &inputs, session.sudo)).await?;
-                    if !output.success() {
-                        return Err(anyhow!(
-                            "{name}: role {} failed (exit {}): {}",
-                            role.name,
-                            output.status,
-                            output.tail()
-                        ));
-                    }
+                    let output =
+                        session.run_ok(&commands::script(&role.apply(), &inputs, session.sudo)).await?;
                     changes.extend(
                         output
                             .stdout

@@ -56,12 +56,10 @@ fn leader(run: &Run) -> Option<Arc<Session>> {
     if run.report.is_failed(name) { None } else { run.sessions.get(name).cloned() }
 }
 
-async fn observe_on(session: &Session) -> Result<Observed> {
+/// What exists of the networks, secrets and stacks, as one manager sees them.
+pub async fn observe_on(session: &Session) -> Result<Observed> {
     let script = roles::role("stacks").step("observe");
-    let out = session.run(&commands::script(&script, &[], session.sudo)).await?;
-    if !out.success() {
-        return Err(anyhow!("{}: reading networks and stacks failed: {}", session.host, out.tail()));
-    }
+    let out = session.run_ok(&commands::script(&script, &[], session.sudo)).await?;
     Observed::parse(&out.stdout).map_err(|e| anyhow!("{}: {e}", session.host))
 }
 
@@ -101,9 +99,8 @@ async fn check_volumes(run: &mut Run, volumes: &[String], recreate: bool) {
         return;
     }
     let hosts: Vec<String> = run
-        .healthy()
+        .healthy_swarm_nodes()
         .into_iter()
-        .filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node()))
         .filter(|h| run.facts.get(h).is_some_and(|f| f.docker_installed))
         .collect();
     let script = roles::role("stacks").step("volumes");
@@ -290,16 +287,7 @@ async fn changed(
     invocation: &commands::Invocation,
     area: &str,
 ) -> Result<()> {
-    let out = session.run(invocation).await?;
-    if !out.success() {
-        return Err(anyhow!(
-            "{}: `{}` failed (exit {}): {}",
-            session.host,
-            invocation.display,
-            out.status,
-            out.tail()
-        ));
-    }
+    let out = session.run_ok(invocation).await?;
     for line in out.stdout.lines().filter_map(|l| l.strip_prefix("changed: ")) {
         run.report.record(&Change::new(CLUSTER, area, line));
     }

@@ -13,8 +13,7 @@ use crate::plan::swarm::{self, Absent, Member, Step, SwarmNode};
 use crate::roles;
 
 pub async fn observe(run: &mut Run) {
-    let swarm_hosts: Vec<String> =
-        run.healthy().into_iter().filter(|h| run.inv.host(h).is_some_and(|h| h.is_swarm_node())).collect();
+    let swarm_hosts: Vec<String> = run.healthy_swarm_nodes();
     if swarm_hosts.is_empty() {
         return;
     }
@@ -78,10 +77,7 @@ fn absent_hosts(run: &Run) -> Vec<Absent> {
 
 pub async fn list_nodes(session: &Session) -> Result<Vec<SwarmNode>> {
     let script = roles::role("swarm").step("nodes");
-    let output = session.run(&commands::script(&script, &[], session.sudo)).await?;
-    if !output.success() {
-        return Err(anyhow!("{}: listing the swarm's nodes failed: {}", session.host, output.tail()));
-    }
+    let output = session.run_ok(&commands::script(&script, &[], session.sudo)).await?;
     serde_json::from_str(&output.stdout)
         .map_err(|e| anyhow!("{}: cannot read the node list: {e}", session.host))
 }
@@ -290,16 +286,7 @@ fn usable(run: &Run, host: &str) -> Option<std::sync::Arc<Session>> {
 }
 
 async fn node_id_from(session: &Session, invocation: &commands::Invocation) -> Result<String> {
-    let output = session.run(invocation).await?;
-    if !output.success() {
-        return Err(anyhow!(
-            "{}: `{}` failed (exit {}): {}",
-            session.host,
-            invocation.display,
-            output.status,
-            output.tail()
-        ));
-    }
+    let output = session.run_ok(invocation).await?;
     output
         .stdout
         .lines()
