@@ -1,18 +1,7 @@
 # Helpers shared by check.sh and apply.sh of the docker role (pasted in front of each).
 
-packages_for() {
-  case $1 in
-    distro) echo docker.io ;;
-    docker) echo docker-ce docker-ce-cli containerd.io ;;
-  esac
-}
-
-apparmor_on() {
-  [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ]
-}
-
 missing_packages() {
-  for p in $(packages_for "$SOURCE") $(apparmor_on && echo apparmor); do
+  for p in $PACKAGES; do
     dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || echo "$p"
   done
 }

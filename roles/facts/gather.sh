@@ -21,6 +21,12 @@ if [ -n "$iface" ]; then
   echo "route_mtu=$(cat "/sys/class/net/$iface/mtu" 2>/dev/null)"
 fi
 
+# The engine packages this system's apt sources offer (name=candidate version): the docker
+# command is a package of its own on some systems (docker-cli on Debian 13). Empty when the
+# package lists were never downloaded.
+printf 'apt_candidates=%s\n' "$(apt-cache policy docker.io docker-cli docker-ce docker-ce-cli 2>/dev/null |
+  awk '/^[^ ]/ {name = $1; sub(/:$/, "", name)} /Candidate:/ && $2 != "(none)" {printf "%s%s=%s", sep, name, $2; sep = " "}')"
+if command -v docker >/dev/null 2>&1; then echo "docker_cli=yes"; else echo "docker_cli=no"; fi
 echo "apparmor_enabled=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo N)"
 if command -v dockerd >/dev/null 2>&1; then
   echo "docker_installed=yes"

@@ -5,7 +5,7 @@ mod auth;
 pub mod known_hosts;
 mod session;
 
-pub use session::{Session, connect};
+pub use session::{Output, Session, connect, status_in_words};
 
 #[cfg(test)]
 mod tests;

@@ -64,11 +64,26 @@ impl Output {
         self.status == 0
     }
 
-    /// The last lines of stderr (or stdout), for an error message a person can act on.
+    /// The last lines of stderr (or stdout), for an error message a person can act on; when
+    /// the step printed nothing, what its exit status means.
     pub fn tail(&self) -> String {
         let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.is_empty() {
+            return format!("it printed nothing; {}", status_in_words(self.status));
+        }
         lines[lines.len().saturating_sub(6)..].join("\n")
+    }
+}
+
+/// What a shell's exit status says about a step that printed nothing.
+pub fn status_in_words(status: u32) -> String {
+    match status {
+        0 => "it succeeded".into(),
+        126 => "exit 126: a command was found but could not be executed (permissions?)".into(),
+        127 => "exit 127: a command was not found on the host".into(),
+        129..=192 => format!("exit {status}: killed by signal {}", status - 128),
+        _ => format!("exit {status}"),
     }
 }
 

@@ -240,3 +240,13 @@ async fn a_file_is_streamed_to_stdin_without_being_read_whole() {
     let out = session.run(&commands::docker_load(&archive, 3_000_000, true)).await.unwrap();
     assert_eq!(out.stdout, "stdin=3000000 bytes\n");
 }
+
+#[test]
+fn a_silent_failure_is_explained_by_its_exit_status() {
+    let silent = super::Output { status: 127, stdout: String::new(), stderr: " \n".into() };
+    assert_eq!(silent.tail(), "it printed nothing; exit 127: a command was not found on the host");
+    let killed = super::Output { status: 137, stdout: String::new(), stderr: String::new() };
+    assert!(killed.tail().contains("killed by signal 9"), "{}", killed.tail());
+    let loud = super::Output { status: 1, stdout: String::new(), stderr: "boom\n".into() };
+    assert_eq!(loud.tail(), "boom");
+}

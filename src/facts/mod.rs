@@ -1,6 +1,8 @@
 //! Facts: what a host is and what state it is in, gathered in one round trip by
 //! `roles/facts/gather.sh` and parsed here. Planning works from these alone.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, anyhow};
 use serde::{Deserialize, Serialize};
 
@@ -8,9 +10,10 @@ use crate::commands;
 use crate::connection::Session;
 use crate::roles;
 
-/// Systems clusterup is tested for; anything else is refused before a change is made.
+/// Systems clusterup supports (`os-release` ID and VERSION_ID); anything else is refused
+/// before a change is made. Debian 11 is past its long-term support and is not among them.
 pub const SUPPORTED: &[(&str, &str)] =
-    &[("debian", "11"), ("debian", "12"), ("ubuntu", "22.04"), ("ubuntu", "24.04")];
+    &[("debian", "12"), ("debian", "13"), ("ubuntu", "22.04"), ("ubuntu", "24.04"), ("ubuntu", "26.04")];
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Facts {
@@ -24,6 +27,11 @@ pub struct Facts {
     pub route_addr: Option<String>,
     pub route_mtu: Option<u32>,
     pub apparmor_enabled: bool,
+    /// Engine packages the host's apt sources offer, with their candidate versions; empty
+    /// when its package lists were never downloaded.
+    pub apt_candidates: BTreeMap<String, String>,
+    /// The `docker` command is there (the engine can be installed without it).
+    pub docker_cli: bool,
     pub docker_installed: bool,
     pub docker_version: Option<String>,
     pub swarm: Option<SwarmInfo>,
@@ -83,6 +91,14 @@ impl Facts {
                 "route_addr" => facts.route_addr = some(),
                 "route_mtu" => facts.route_mtu = value.parse().ok(),
                 "apparmor_enabled" => facts.apparmor_enabled = value == "Y",
+                "apt_candidates" => {
+                    facts.apt_candidates = value
+                        .split_whitespace()
+                        .filter_map(|p| p.split_once('='))
+                        .map(|(name, version)| (name.to_string(), version.to_string()))
+                        .collect()
+                }
+                "docker_cli" => facts.docker_cli = value == "yes",
                 "docker_installed" => facts.docker_installed = value == "yes",
                 "docker_version" => facts.docker_version = some(),
                 "swarm" if !value.is_empty() => {
@@ -156,6 +172,8 @@ route_iface=eth0
 route_addr=10.213.7.11
 route_mtu=1450
 apparmor_enabled=N
+apt_candidates=docker.io=20.10.24+dfsg1-1+deb12u1 docker-ce=5:28.0.1-1~debian.12~bookworm
+docker_cli=yes
 docker_installed=yes
 docker_version=20.10.24+dfsg1
 swarm={"NodeID":"abc","NodeAddr":"10.213.7.11","LocalNodeState":"active","ControlAvailable":true,"Error":"","RemoteManagers":[{"NodeID":"abc","Addr":"10.213.7.11:2377"}],"Nodes":3,"Managers":1,"Cluster":{"ID":"clu1","Version":{"Index":10}}}
@@ -167,7 +185,9 @@ swarm={"NodeID":"abc","NodeAddr":"10.213.7.11","LocalNodeState":"active","Contro
         assert_eq!(f.os_id, "debian");
         assert_eq!(f.route_mtu, Some(1450));
         assert_eq!(f.route_addr.as_deref(), Some("10.213.7.11"));
-        assert!(f.docker_installed && !f.apparmor_enabled);
+        assert!(f.docker_installed && f.docker_cli && !f.apparmor_enabled);
+        assert_eq!(f.apt_candidates["docker.io"], "20.10.24+dfsg1-1+deb12u1");
+        assert_eq!(f.apt_candidates.len(), 2);
         let swarm = f.swarm.unwrap();
         assert!(swarm.is_active() && swarm.control_available);
         assert_eq!(swarm.cluster_id(), Some("clu1"));
@@ -186,7 +206,14 @@ swarm={"NodeID":"abc","NodeAddr":"10.213.7.11","LocalNodeState":"active","Contro
     fn unsupported_systems_are_refused_with_the_list() {
         let f = Facts::parse("os_id=centos\nos_version=7\nos_name=CentOS Linux 7\n").unwrap();
         let err = f.check_supported().unwrap_err();
-        assert!(err.contains("CentOS Linux 7") && err.contains("debian 12, ubuntu 22.04"), "{err}");
+        assert!(
+            err.contains("CentOS Linux 7") && err.contains("debian 12, debian 13, ubuntu 22.04"),
+            "{err}"
+        );
+        let old = Facts::parse("os_id=debian\nos_version=11\nos_name=Debian GNU/Linux 11\n").unwrap();
+        assert!(old.check_supported().is_err());
+        let trixie = Facts::parse("os_id=debian\nos_version=13\n").unwrap();
+        assert!(trixie.check_supported().is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@ macro_rules! role_files {
 }
 
 role_files!(
+    "common/require.sh",
     "facts/gather.sh",
     "docker/role.yml",
     "docker/lib.sh",

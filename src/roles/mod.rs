@@ -37,6 +37,10 @@ struct Manifest {
     templates: BTreeMap<String, String>,
     #[serde(default)]
     steps: BTreeMap<String, String>,
+    /// Commands the scripts call that a host may lack (`docker` before the engine is
+    /// installed, or on a system where the CLI is a package of its own).
+    #[serde(default)]
+    needs: Vec<String>,
 }
 
 pub struct Role {
@@ -68,6 +72,11 @@ impl Role {
         let path = format!("{}/{file_name}", self.name);
         let own = file(&path).unwrap_or_else(|| panic!("roles/{path} is not embedded"));
         let mut body = String::new();
+        if !self.manifest.needs.is_empty() {
+            body.push_str(&format!("REQUIRED_COMMANDS='{}'\n", self.manifest.needs.join(" ")));
+            body.push_str(file("common/require.sh").unwrap_or_default());
+            body.push('\n');
+        }
         if let Some(lib) = &self.manifest.lib {
             body.push_str(file(&format!("{}/{lib}", self.name)).unwrap_or_default());
             body.push('\n');

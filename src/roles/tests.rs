@@ -46,6 +46,7 @@ fn daemon_json_renders_valid_json_with_and_without_metrics() {
     let docker = role("docker");
     let plain = [
         ("SOURCE", "distro".to_string()),
+        ("PACKAGES", "docker.io".to_string()),
         ("SSH_USER", "admin".to_string()),
         ("APT_LOCK_TIMEOUT", "300".to_string()),
     ];
@@ -70,17 +71,35 @@ fn missing_variables_and_inputs_are_errors() {
     let docker = role("docker");
     let plain = [
         ("SOURCE", "distro".to_string()),
+        ("PACKAGES", "docker.io".to_string()),
         ("SSH_USER", "root".to_string()),
         ("APT_LOCK_TIMEOUT", "300".to_string()),
     ];
     let err = docker.inputs(&json!({"log_max_file": 3, "metrics_address": null}), &plain).unwrap_err();
     assert!(format!("{err:#}").contains("log_max_size"), "{err:#}");
     let vars = json!({"log_max_size": "10m", "log_max_file": 3, "metrics_address": null});
-    let err = docker.inputs(&vars, &plain[..1]).unwrap_err();
+    let err = docker.inputs(&vars, &plain[..2]).unwrap_err();
     assert!(err.to_string().contains("SSH_USER"), "{err}");
 }
 
 #[test]
 fn sha256_is_lowercase_hex() {
     assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+#[test]
+fn a_missing_command_is_named_before_the_step_runs() {
+    let step = role("swarm").step("init");
+    assert!(step.body.starts_with("REQUIRED_COMMANDS='docker'\n"), "{}", &step.body[..80]);
+    // The prelude itself, run by a real shell, with a command no host has.
+    let prelude = step.body.replace("'docker'", "'clusterup-no-such-command'");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&prelude)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("command not found on this host: clusterup-no-such-command"), "{stderr}");
 }

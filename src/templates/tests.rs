@@ -6,10 +6,10 @@ use super::*;
 use crate::inventory::Inventory;
 
 /// The Compose v3.9 schema `docker stack deploy` (Docker 20.10) checks stack files against,
-/// from the project's shared reference data beside the repository.
+/// kept in the repository as a test fixture (source and license beside it).
 fn compose_schema() -> jsonschema::Validator {
     let path = std::env::var_os("CLUSTERUP_COMPOSE_SCHEMA").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/compose-v3.9.schema.json")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compose-schema/compose-v3.9.schema.json")
     });
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!("the Compose schema is needed at {} ({e}); set CLUSTERUP_COMPOSE_SCHEMA", path.display())

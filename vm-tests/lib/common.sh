@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Shared helpers of the lab scripts: logging, the Docker engine on this machine, the base image.
+# Shared helpers of the lab scripts: logging, the Docker engine on this machine, the base images.
 # Sourced, never run.
 
 LAB_CACHE=${CLUSTERUP_LAB_CACHE:-/var/cache/clusterup-lab}
 export LAB_DIR=${CLUSTERUP_LAB_DIR:-/var/tmp/clusterup-lab}
-BASE_IMAGE=clusterup-lab/base:bookworm
+# The Debian releases a lab machine can run; the first is the default.
+LAB_RELEASES=(bookworm trixie)
 
 log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -44,24 +45,65 @@ debian_mirror() {
   printf '%s\n' "$uri"
 }
 
-# A minimal Debian bookworm image built from debootstrap; the tarball is cached because
-# debootstrap takes minutes and the image store may be wiped between runs.
-ensure_base_image() {
-  docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
-  local tarball="$LAB_CACHE/bookworm-minbase.tar"
+# Fail unless $1 names a release the lab can run.
+check_release() {
+  local r
+  for r in "${LAB_RELEASES[@]}"; do [ "$1" = "$r" ] && return 0; done
+  die "unknown Debian release '$1' (the lab runs: ${LAB_RELEASES[*]})"
+}
+
+# This machine's apt sources (deb822) with every suite moved to release $1, the mirror URIs
+# kept: "bookworm bookworm-updates" becomes "trixie trixie-updates", "bookworm-security"
+# "trixie-security". Lab machines of any release use the mirror this machine uses.
+debian_sources_for() {
+  local release=$1 src=/etc/apt/sources.list.d/debian.sources
+  [ -f "$src" ] || die "no $src on this machine"
+  awk -v rel="$release" '
+    /^Suites:/ {
+      line = "Suites:"
+      for (i = 2; i <= NF; i++) {
+        dash = index($i, "-")
+        line = line " " rel (dash ? substr($i, dash) : "")
+      }
+      print line
+      next
+    }
+    { print }' "$src"
+}
+
+# The debootstrap tarball of release $1: $LAB_CACHE/RELEASE-minbase.tar.
+rootfs_tarball() { printf '%s/%s-minbase.tar\n' "$LAB_CACHE" "$1"; }
+
+# Make the debootstrap tarball of release $1 (bookworm when not given) unless it is cached:
+# debootstrap takes minutes and the image store may be wiped between runs. Needs no engine.
+ensure_rootfs_tarball() {
+  local release=${1:-bookworm} tarball
+  check_release "$release"
+  tarball=$(rootfs_tarball "$release")
   if [ ! -s "$tarball" ]; then
     ensure_packages debootstrap
     mkdir -p "$LAB_CACHE"
-    local root
+    local root logfile="$LAB_CACHE/debootstrap-$release.log"
+    [ "$release" != bookworm ] || logfile="$LAB_CACHE/debootstrap.log"
     root=$(mktemp -d "$LAB_CACHE/rootfs.XXXXXX")
-    log "debootstrap bookworm (takes a few minutes, once)"
+    log "debootstrap $release (takes a few minutes, once)"
     debootstrap --variant=minbase \
       --include=systemd,systemd-sysv,dbus,openssh-server,sudo,iproute2,procps,kmod,ca-certificates \
-      bookworm "$root" "$(debian_mirror)" >"$LAB_CACHE/debootstrap.log" 2>&1 \
-      || die "debootstrap failed, see $LAB_CACHE/debootstrap.log"
+      "$release" "$root" "$(debian_mirror)" >"$logfile" 2>&1 \
+      || die "debootstrap $release failed, see $logfile"
     tar -C "$root" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
     rm -rf "$root"
   fi
-  log "importing $BASE_IMAGE"
-  docker import "$tarball" "$BASE_IMAGE" >/dev/null
+}
+
+# The minimal Debian image clusterup-lab/base:RELEASE ($1, bookworm when not given),
+# imported from the cached debootstrap tarball.
+ensure_base_image() {
+  local release=${1:-bookworm}
+  check_release "$release"
+  local image="clusterup-lab/base:$release"
+  docker image inspect "$image" >/dev/null 2>&1 && return 0
+  ensure_rootfs_tarball "$release"
+  log "importing $image"
+  docker import "$(rootfs_tarball "$release")" "$image" >/dev/null
 }

@@ -33,9 +33,16 @@ fn roles_for(
             "metrics_address": inv.docker.metrics_address,
         });
         let source = serde_json::to_value(inv.docker.source)?.as_str().unwrap_or("distro").to_string();
+        let host_facts = facts.get(host).cloned().unwrap_or_default();
+        let packages = crate::plan::packages::engine_packages(inv.docker.source, &host_facts).join(" ");
         let inputs = docker.inputs(
             &vars,
-            &[("SOURCE", source), ("SSH_USER", h.ssh.user.clone()), ("APT_LOCK_TIMEOUT", lock.clone())],
+            &[
+                ("SOURCE", source),
+                ("PACKAGES", packages),
+                ("SSH_USER", h.ssh.user.clone()),
+                ("APT_LOCK_TIMEOUT", lock.clone()),
+            ],
         )?;
         list.push((docker, inputs));
         if inv.nfs.is_some() {
