@@ -45,11 +45,15 @@ debian_mirror() {
   printf '%s\n' "$uri"
 }
 
-# Fail unless $1 names a release the lab can run.
-check_release() {
+# Whether $1 names a release the lab can run.
+is_release() {
   local r
   for r in "${LAB_RELEASES[@]}"; do [ "$1" = "$r" ] && return 0; done
-  die "unknown Debian release '$1' (the lab runs: ${LAB_RELEASES[*]})"
+  return 1
+}
+
+check_release() {
+  is_release "$1" || die "unknown Debian release '$1' (the lab runs: ${LAB_RELEASES[*]})"
 }
 
 # This machine's apt sources (deb822) with every suite moved to release $1, the mirror URIs
