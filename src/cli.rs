@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clusterup::starter::HostArg;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -11,7 +12,8 @@ use clap::{Args, Parser, Subcommand};
     about = "Turn a handful of machines into a Docker Swarm cluster, over SSH"
 )]
 pub struct Cli {
-    /// Append the run log here (default: ~/.local/state/clusterup/CLUSTER.log)
+    /// Append the run log of a command that connects to hosts here
+    /// (default: ~/.local/state/clusterup/CLUSTER.log)
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<PathBuf>,
     #[command(subcommand)]
@@ -26,14 +28,18 @@ pub enum Command {
     Plan(PlanArgs),
     /// Show the swarm's nodes, networks and stacks as a manager sees them
     Status(InventoryArg),
-    /// Print the rendered compose file of every stack (or one), touching no host
+    /// Show every stack (or one) as deployed: compose file and files beside it, touching no host
     Render(RenderArgs),
     /// Print the resolved inventory: every host with its defaults applied
     Inventory(InventoryArg),
     /// Remove the cluster lock left by a run that died (it also goes stale by itself)
-    Unlock(InventoryArg),
+    Unlock(UnlockArgs),
     /// Take a host out of the swarm (as `state: absent` in the inventory would), then converge
     Remove(RemoveArgs),
+    /// Write a commented starter inventory for the hosts given
+    New(NewArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +50,13 @@ pub struct InventoryArg {
     /// Machine-readable output on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The inventory file
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +101,9 @@ pub struct RenderArgs {
     pub inventory: PathBuf,
     /// Only this stack
     pub stack: Option<String>,
+    /// Write DIR/STACK/stack.yml and the files beside it, as deployed, instead of printing them
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +116,46 @@ pub struct PlanArgs {
     /// Plan to redeploy every stack, as `init --force` would
     #[arg(long)]
     pub force: bool,
+    /// Show, for each stack to deploy, a unified diff from what is deployed to what the
+    /// inventory renders
+    #[arg(long)]
+    pub diff: bool,
+    /// How many hosts are worked on at once
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Write the inventory to FILE instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overwrite FILE when it exists
+    #[arg(long, requires = "out")]
+    pub force: bool,
+    /// A manager (repeat the flag for more; 1 or 3, a swarm needs a majority of them up)
+    #[arg(long = "manager", value_name = "NAME=ADDR", required = true)]
+    pub managers: Vec<HostArg>,
+    /// A worker (repeat the flag for more)
+    #[arg(long = "worker", value_name = "NAME=ADDR")]
+    pub workers: Vec<HostArg>,
+    /// A NAS that serves the cluster's volumes over NFS (storage.nfs, at /srv/clusterup)
+    #[arg(long, value_name = "NAME=ADDR")]
+    pub nas: Option<HostArg>,
+    /// Add a Caddy reverse proxy and a whoami app at whoami.DOMAIN
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// The SSH user on every host (not root: it needs passwordless sudo)
+    #[arg(long, default_value = "root")]
+    pub user: String,
+    /// The cluster's name (lowercase letters, digits, dashes)
+    #[arg(long, value_name = "NAME", default_value = "cluster")]
+    pub cluster: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }

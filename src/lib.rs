@@ -13,5 +13,6 @@ pub mod inventory;
 pub mod plan;
 pub mod report;
 pub mod roles;
+pub mod starter;
 pub mod status;
 pub mod templates;

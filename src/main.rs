@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command};
 use inventory::{Inventory, InventoryErrors};
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Inventory(args) => {
-            let Some(inv) = load(&args.inventory) else {
+            let Some(inv) = load_offline(&args.inventory) else {
                 return ExitCode::from(EXIT_INVALID);
             };
             if args.json {
@@ -45,19 +45,34 @@ async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Render(args) => {
-            let Some(inv) = load(&args.inventory) else {
+            let Some(inv) = load_offline(&args.inventory) else {
                 return ExitCode::from(EXIT_INVALID);
             };
-            match render(&inv, args.stack.as_deref()) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
+            let stacks = match render(&inv, args.stack.as_deref()) {
+                Ok(stacks) => stacks,
                 Err(e) => {
                     eprintln!("error: {e:#}");
-                    ExitCode::from(EXIT_INVALID)
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let Some(dir) = args.out else {
+                print!("{}", stacks.iter().map(templates::describe).collect::<String>());
+                return ExitCode::SUCCESS;
+            };
+            for rendered in &stacks {
+                if let Err(e) = write_rendered(&dir, rendered) {
+                    eprintln!("error: stack {}: {e:#}", rendered.stack);
+                    return ExitCode::from(EXIT_FAILED);
                 }
             }
+            ExitCode::SUCCESS
+        }
+        Command::New(args) => new_inventory(args),
+        Command::Completions(args) => {
+            let mut command = Cli::command();
+            let name = command.get_name().to_string();
+            clap_complete::generate(args.shell, &mut command, name, &mut std::io::stdout());
+            ExitCode::SUCCESS
         }
         Command::Status(args) => {
             let Some(inv) = load(&args.inventory) else {
@@ -88,15 +103,17 @@ async fn run(cli: Cli) -> ExitCode {
                 converge_timeout: 0,
                 lock_wait: std::time::Duration::ZERO,
                 recreate_volumes: false,
+                diff: args.diff,
             };
             let exit_code = args.exit_code;
-            let code = converge(&args.target, cli.log.as_deref(), options, "plan", false).await;
+            let Some(inv) = load(&args.target.inventory) else { return ExitCode::from(EXIT_INVALID) };
+            let code =
+                converge_inventory(inv, args.target.json, cli.log.as_deref(), options, "plan", false).await;
             match code {
                 Some(changes) if exit_code && changes > 0 => ExitCode::from(EXIT_PENDING),
                 Some(_) => ExitCode::SUCCESS,
                 None => ExitCode::from(EXIT_FAILED),
             }
-            .pipe_invalid(&args.target.inventory)
         }
         Command::Init(args) => init(args, cli.log.as_deref(), None).await,
         Command::Remove(args) => init(args.init, cli.log.as_deref(), Some(args.host)).await,
@@ -127,6 +144,7 @@ async fn init(args: cli::InitArgs, log: Option<&Path>, remove: Option<String>) -
         converge_timeout: args.converge_timeout,
         lock_wait: std::time::Duration::from_secs(args.lock_wait),
         recreate_volumes: args.recreate_volumes,
+        diff: false,
     };
     let Some(mut inv) = load(&args.target.inventory) else { return ExitCode::from(EXIT_INVALID) };
     if let Some(name) = remove {
@@ -147,17 +165,6 @@ async fn init(args: cli::InitArgs, log: Option<&Path>, remove: Option<String>) -
 }
 
 /// Runs plan or init; `Some(changes)` when no host failed.
-async fn converge(
-    target: &cli::InventoryArg,
-    log: Option<&Path>,
-    options: apply::Options,
-    command: &str,
-    apply_changes: bool,
-) -> Option<usize> {
-    let inv = load(&target.inventory)?;
-    converge_inventory(inv, target.json, log, options, command, apply_changes).await
-}
-
 async fn converge_inventory(
     inv: Inventory,
     json: bool,
@@ -180,54 +187,161 @@ async fn converge_inventory(
     report.succeeded().then_some(report.changed)
 }
 
-/// `clusterup render`: every stack's compose file (and files beside it), or one stack's.
-fn render(inv: &Inventory, only: Option<&str>) -> anyhow::Result<String> {
+/// `clusterup render`: every stack rendered (its compose file and the files beside it), or one.
+fn render(inv: &Inventory, only: Option<&str>) -> anyhow::Result<Vec<templates::Rendered>> {
     if let Some(name) = only
         && !inv.stacks.iter().any(|s| s.name == name)
     {
         let names: Vec<&str> = inv.stacks.iter().map(|s| s.name.as_str()).collect();
         anyhow::bail!("no stack `{name}` in {}; its stacks: {}", inv.path.display(), names.join(", "));
     }
-    let secrets = templates::secret_names(&inv.secrets)?;
-    let mut out = String::new();
-    for stack in inv.stacks.iter().filter(|s| only.is_none_or(|n| n == s.name)) {
-        let rendered = templates::render_stack(inv, stack, &secrets)?;
-        out.push_str(&templates::describe(&rendered));
-    }
-    Ok(out)
+    let (secrets, _) = templates::secret_names_or_placeholders(inv);
+    inv.stacks
+        .iter()
+        .filter(|s| only.is_none_or(|n| n == s.name))
+        .map(|stack| templates::render_stack(inv, stack, &secrets))
+        .collect()
 }
 
-/// Loads the inventory, printing every problem (and warnings) on stderr.
-fn load(path: &Path) -> Option<Inventory> {
-    match Inventory::load(path) {
+/// `render --out DIR`: the stack's files laid out as `roles/stacks/deploy.sh` lays them out
+/// on the manager (`stack.yml`, and beside it the files its `file: ./NAME` entries name), in
+/// `DIR/STACK/`. Existing files are overwritten; each path written is printed on stderr.
+fn write_rendered(dir: &Path, rendered: &templates::Rendered) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let folder = dir.join(&rendered.stack);
+    std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+    let files = std::iter::once(("stack.yml", &rendered.compose))
+        .chain(rendered.files.iter().map(|(name, content)| (name.as_str(), content)));
+    for (name, content) in files {
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            anyhow::bail!("refusing to write `{name}` in {}: not a plain file name", folder.display());
+        }
+        let path = folder.join(name);
+        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `clusterup new`: the starter inventory on stdout, or in `--out FILE` (kept unless `--force`).
+fn new_inventory(args: cli::NewArgs) -> ExitCode {
+    let file_name = args
+        .out
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map_or_else(|| "inventory.yml".to_string(), |n| n.to_string_lossy().into_owned());
+    let starter = clusterup::starter::Starter {
+        cluster: args.cluster,
+        user: args.user,
+        managers: args.managers,
+        workers: args.workers,
+        nas: args.nas,
+        domain: args.domain,
+        file_name,
+    };
+    let text = match starter.inventory() {
+        Ok(text) => text,
+        Err(problems) => {
+            let message = problems.iter().map(|p| format!("\n  {p}")).collect::<String>();
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("cannot write the inventory:{message}"),
+                )
+                .exit();
+        }
+    };
+    // What `init` will read: the same checks, so a starter that would not load is never written.
+    let shown = args.out.clone().unwrap_or_else(|| PathBuf::from(&starter.file_name));
+    match Inventory::from_text(&shown, &text) {
         Ok(inv) => {
             for w in &inv.warnings {
                 eprintln!("warning: {w}");
             }
-            Some(inv)
         }
+        Err(InventoryErrors(errors)) => {
+            for e in &errors {
+                eprintln!("error: the starter inventory does not load (a bug in clusterup): {e}");
+            }
+            return ExitCode::from(EXIT_FAILED);
+        }
+    }
+    let Some(path) = args.out else {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    };
+    let written = if args.force {
+        std::fs::write(&path, &text)
+    } else {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+    };
+    match written {
+        Ok(()) => {
+            eprintln!("wrote {}; next: clusterup plan -i {}", path.display(), path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!(
+                "error: {} exists; choose another --out FILE, or overwrite it with --force",
+                path.display()
+            );
+            ExitCode::from(EXIT_FAILED)
+        }
+        Err(e) => {
+            eprintln!("error: writing {}: {e}", path.display());
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Loads and validates the inventory for a command that connects to the hosts: identity
+/// files must exist and secret values be at hand. Every problem (and warning) goes to stderr.
+fn load(path: &Path) -> Option<Inventory> {
+    load_for(path, true)
+}
+
+/// As [`load`], for a command that only shows (`inventory`, `render`): missing identity files
+/// and secret values are warnings, and secret names are shown as placeholders.
+fn load_offline(path: &Path) -> Option<Inventory> {
+    load_for(path, false)
+}
+
+fn load_for(path: &Path, connects: bool) -> Option<Inventory> {
+    let inv = match Inventory::load(path) {
+        Ok(inv) => inv,
         Err(InventoryErrors(errors)) => {
             for e in &errors {
                 eprintln!("error: {e}");
             }
-            None
+            return None;
         }
+    };
+    let values =
+        if connects { templates::SecretValues::Required } else { templates::SecretValues::Placeholders };
+    let findings = templates::check(&inv, values);
+    let mut errors = findings.errors;
+    let mut warnings = inv.warnings.clone();
+    warnings.extend(findings.warnings);
+    if connects {
+        errors.extend(inv.missing_identity_files.iter().cloned());
+    } else {
+        warnings.extend(
+            inv.missing_identity_files
+                .iter()
+                .map(|e| format!("{e} (needed to connect, not for this command)")),
+        );
     }
-}
-
-trait PipeInvalid {
-    fn pipe_invalid(self, inventory: &Path) -> ExitCode;
-}
-
-impl PipeInvalid for ExitCode {
-    /// An inventory that does not load is "invalid input", whatever the command.
-    fn pipe_invalid(self, inventory: &Path) -> ExitCode {
-        if self == ExitCode::from(EXIT_FAILED) && Inventory::load(inventory).is_err() {
-            ExitCode::from(EXIT_INVALID)
-        } else {
-            self
-        }
+    for w in &warnings {
+        eprintln!("warning: {w}");
     }
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    errors.is_empty().then_some(inv)
 }
 
 fn log_path(explicit: Option<&Path>, inv: &Inventory) -> PathBuf {

@@ -15,6 +15,9 @@ enum Cmd {
     Inventory,
     /// `clusterup render -i FILE`: all of the above, then render every stack's templates.
     Render,
+    /// `clusterup plan -i FILE`: must refuse a bad inventory before it connects anywhere.
+    /// Its cases use loopback addresses only, so even a regression contacts no other machine.
+    Plan,
 }
 
 /// What a file of a case holds.
@@ -184,7 +187,7 @@ const CASES: &[Case] = &[
         command: Inventory,
         blame: INV,
         line: Some(2),
-        fragment: "unknown field `hostz`",
+        fragment: "unknown key `hostz` at the top level: did you mean `hosts`?",
     },
     Case {
         name: "unknown_host_key",
@@ -203,7 +206,7 @@ const CASES: &[Case] = &[
         command: Inventory,
         blame: INV,
         line: Some(4),
-        fragment: "unknown field `adress`",
+        fragment: "unknown key `adress` in `hosts[]`: did you mean `address`?",
     },
     Case {
         name: "unknown_ssh_key",
@@ -222,7 +225,7 @@ const CASES: &[Case] = &[
         command: Inventory,
         blame: INV,
         line: Some(3),
-        fragment: "unknown field `usr`",
+        fragment: "unknown key `usr` in `ssh`: did you mean `user`?",
     },
     Case {
         name: "unknown_docker_key",
@@ -241,7 +244,7 @@ const CASES: &[Case] = &[
         command: Inventory,
         blame: INV,
         line: Some(3),
-        fragment: "unknown field `sauce`",
+        fragment: "unknown key `sauce` in `docker`: known keys: source,",
     },
     Case {
         name: "unknown_stack_key",
@@ -262,7 +265,7 @@ const CASES: &[Case] = &[
         command: Inventory,
         blame: INV,
         line: Some(7),
-        fragment: "unknown field `replicas`",
+        fragment: "unknown key `replicas` in `stacks[]`",
     },
     // --- unknown values ----------------------------------------------------------------------
     Case {
@@ -661,25 +664,6 @@ const CASES: &[Case] = &[
     },
     // --- files the inventory points at -------------------------------------------------------
     Case {
-        name: "missing_identity_file",
-        files: &[(
-            INV,
-            Yaml(
-                r#"
-                cluster: {name: lab}
-                ssh:
-                  identity_file: ./keys/id_ed25519
-                hosts:
-                  - {name: m1, address: 10.0.0.1, roles: [manager]}
-                "#,
-            ),
-        )],
-        command: Inventory,
-        blame: INV,
-        line: Some(3),
-        fragment: "identity_file `./keys/id_ed25519` does not exist",
-    },
-    Case {
         name: "missing_secret_file",
         files: &[(
             INV,
@@ -860,6 +844,177 @@ const CASES: &[Case] = &[
         blame: INV,
         line: Some(8),
         fragment: "exposes service `api`, but its template defines only: web",
+    },
+    // --- found with no host at hand: every stack renders and fits the inventory -------------
+    Case {
+        name: "three_typos_reported_at_once",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                sssh: {user: admin}
+                hosts:
+                  - name: m1
+                    adress: 10.0.0.1
+                    role: [manager]
+                "#,
+            ),
+        )],
+        command: Inventory,
+        blame: INV,
+        line: Some(6),
+        fragment: "unknown key `role` in `hosts[]`: did you mean `roles`?",
+    },
+    Case {
+        name: "template_error_stops_plan_before_any_connection",
+        files: &[
+            (
+                INV,
+                Yaml(
+                    r#"
+                    cluster: {name: lab}
+                    hosts:
+                      - {name: m1, address: 127.0.0.2, roles: [manager]}
+                    stacks:
+                      - {name: web, template: ./x.yml.tera}
+                    "#,
+                ),
+            ),
+            (
+                "x.yml.tera",
+                Yaml(
+                    r#"
+                    services:
+                      web:
+                        image: {{ vars.image }}
+                    "#,
+                ),
+            ),
+        ],
+        command: Plan,
+        blame: "x.yml.tera",
+        line: Some(3),
+        fragment: "`image` is not defined",
+    },
+    Case {
+        name: "secret_named_by_a_stack_not_declared",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                hosts:
+                  - {name: m1, address: 10.0.0.1, roles: [manager]}
+                networks: [{name: database}]
+                stacks:
+                  - {name: db, template: postgres, networks: [database]}
+                "#,
+            ),
+        )],
+        command: Inventory,
+        blame: INV,
+        line: Some(6),
+        fragment: "var `password_secret` names secret `postgres_password`, which is not declared under `secrets:`",
+    },
+    Case {
+        name: "unknown_var_of_a_builtin_template",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                hosts:
+                  - {name: m1, address: 10.0.0.1, roles: [manager]}
+                stacks:
+                  - {name: hello, template: whoami, vars: {replica: 2}}
+                "#,
+            ),
+        )],
+        command: Inventory,
+        blame: INV,
+        line: Some(5),
+        fragment: "template `whoami` has no var `replica`: did you mean `replicas`?",
+    },
+    Case {
+        name: "placement_label_no_host_carries",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                hosts:
+                  - {name: m1, address: 10.0.0.1, roles: [manager]}
+                  - {name: w1, address: 10.0.0.2, labels: {zone: a}}
+                stacks:
+                  - {name: proxy, template: caddy, vars: {placement_label: edge}}
+                "#,
+            ),
+        )],
+        command: Render,
+        blame: INV,
+        line: Some(6),
+        fragment: "service `caddy` fits no host of the inventory: it needs `node.labels.edge == true` (fits no host)",
+    },
+    Case {
+        name: "placement_on_a_manager_labelled_only_on_a_worker",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                hosts:
+                  - {name: m1, address: 10.0.0.1, roles: [manager]}
+                  - {name: w1, address: 10.0.0.2, labels: {edge: true}}
+                networks: [{name: reverse-proxy}]
+                secrets: [{name: traefik_dashboard_users, env: UNSET_IN_THIS_TEST}]
+                stacks:
+                  - {name: proxy, template: traefik, vars: {placement_label: edge}}
+                "#,
+            ),
+        )],
+        command: Inventory,
+        blame: INV,
+        line: Some(8),
+        fragment: "`node.role == manager` (fits m1) and `node.labels.edge == true` (fits w1)",
+    },
+    Case {
+        name: "missing_identity_file_for_a_command_that_connects",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                ssh:
+                  identity_file: ./keys/id_ed25519
+                hosts:
+                  - {name: m1, address: 127.0.0.2, roles: [manager]}
+                  - {name: w1, address: 127.0.0.3}
+                "#,
+            ),
+        )],
+        command: Plan,
+        blame: INV,
+        line: Some(3),
+        fragment: "identity_file `./keys/id_ed25519` does not exist",
+    },
+    Case {
+        name: "secret_value_missing_for_a_command_that_deploys",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                hosts:
+                  - {name: m1, address: 127.0.0.2, roles: [manager]}
+                secrets: [{name: pg, env: CLUSTERUP_TEST_UNSET_VARIABLE}]
+                "#,
+            ),
+        )],
+        command: Plan,
+        blame: INV,
+        line: None,
+        fragment: "environment variable CLUSTERUP_TEST_UNSET_VARIABLE is not set",
     },
     // --- not an inventory at all ---------------------------------------------------------------
     Case {
@@ -1142,6 +1297,7 @@ fn subcommand(cmd: Cmd) -> &'static str {
     match cmd {
         Inventory => "inventory",
         Render => "render",
+        Plan => "plan",
     }
 }
 
@@ -1296,5 +1452,49 @@ fn good_inventory_is_accepted() {
     }
     let run = clusterup(&dir, &["render", "-i", inventory.to_str().unwrap()]);
     assert!(run.stdout.contains("nginx:1.27"), "render output:\n{}", run.stdout);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// `inventory` and `render` only show: they work with neither the SSH key nor the secrets'
+/// values at hand, say so once, and show the secrets' names as placeholders.
+#[test]
+fn offline_commands_need_neither_the_key_nor_secret_values() {
+    const FILES: &[(&str, Body)] = &[(
+        INV,
+        Yaml(
+            r#"
+            cluster: {name: lab}
+            ssh: {identity_file: ./keys/absent}
+            hosts:
+              - {name: m1, address: 10.0.0.1, roles: [manager]}
+              - {name: w1, address: 10.0.0.2}
+            networks: [{name: database}]
+            secrets: [{name: postgres_password, env: CLUSTERUP_TEST_UNSET_PASSWORD}]
+            stacks:
+              - {name: db, template: postgres, networks: [database]}
+            "#,
+        ),
+    )];
+    let dir = fresh_dir("offline_commands");
+    write_files(&dir, FILES);
+    let inventory = dir.join(INV);
+    for cmd in [Inventory, Render] {
+        let run = clusterup(&dir, &[subcommand(cmd), "-i", inventory.to_str().unwrap()]);
+        assert_eq!(run.code, Some(0), "clusterup {}:\n{}", subcommand(cmd), run.stderr);
+        assert_eq!(
+            run.stderr.matches("identity_file `./keys/absent` does not exist").count(),
+            1,
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("CLUSTERUP_TEST_UNSET_PASSWORD is not set"), "{}", run.stderr);
+        assert!(!run.stderr.contains("error"), "{}", run.stderr);
+    }
+    let run = clusterup(&dir, &["render", "-i", inventory.to_str().unwrap()]);
+    assert!(
+        run.stdout.contains("postgres_password_<value of $CLUSTERUP_TEST_UNSET_PASSWORD>"),
+        "{}",
+        run.stdout
+    );
     let _ = fs::remove_dir_all(&dir);
 }

@@ -150,8 +150,17 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
     let after: Vec<String> = ["proxy", "whoami", "db"].iter().map(|s| deployed_at(s)).collect();
     assert_eq!(before, after, "a no-op run redeployed a stack");
 
-    // 5. One stack's var changes: only that stack is redeployed.
+    // 5. One stack's var changes: `plan --diff` shows how, and only that stack is redeployed.
     let inv = inventory(3);
+    let out = clusterup_with_env(
+        &["plan", "-i", inv.to_str().unwrap(), "--diff", "--json"],
+        &[("LAB_PG_PASSWORD", PASSWORD)],
+    );
+    let diffs = json(&out)["diffs"].clone();
+    assert_eq!(diffs.as_object().map(|d| d.len()), Some(1), "only whoami changes: {diffs}");
+    let diff = diffs["whoami"].as_str().unwrap_or_default();
+    assert!(diff.contains("-      replicas: 2\n+      replicas: 3\n"), "{diff}");
+    assert!(!diff.contains(PASSWORD));
     let report = init(&inv);
     assert_eq!(cluster_changes(&report), ["stack: deployed stack whoami"], "{report}");
     assert_eq!(deployed_at("proxy"), before[0]);
@@ -186,4 +195,17 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
     assert_eq!(out.status.code(), Some(1), "a stack that never runs must fail the run");
     let error = json(&out)["cluster"]["error"].as_str().unwrap_or_default().to_string();
     assert!(error.contains("stack broken") && error.contains("No such image"), "{error}");
+
+    // 7b. The next run, with nothing changed, does not take the broken stack for deployed:
+    //     plan lists it again, and init deploys it again and fails again.
+    let env = [("LAB_PG_PASSWORD", PASSWORD)];
+    let out = clusterup_with_env(&["plan", "-i", broken.to_str().unwrap(), "--json"], &env);
+    let planned = json(&out)["cluster"]["changes"].to_string();
+    assert!(planned.contains("deploy stack broken"), "{planned}");
+    assert!(!planned.contains("deploy stack proxy"), "converged stacks stay recorded: {planned}");
+    let out = clusterup_with_env(
+        &["init", "-i", broken.to_str().unwrap(), "--json", "--converge-timeout", "20"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1), "a re-run must not report success while the stack is broken");
 }

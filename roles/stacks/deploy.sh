@@ -1,7 +1,6 @@
 #!/bin/sh
-# Deploy a rendered stack: its files are written to a private temp folder, deployed with
-# --prune, and the digest of what was deployed is kept in a swarm config labelled
-# clusterup.stack, so any manager can tell later whether the stack changed.
+# Deploy a rendered stack: its files are written to a private temp folder and deployed with
+# --prune. What was deployed is recorded by record.sh only after the services converged.
 set -eu
 dir=$(mktemp -d /tmp/clusterup-stack.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
@@ -15,8 +14,4 @@ docker stack deploy --prune --resolve-image "$RESOLVE_IMAGE" -c stack.yml "$STAC
   cat deploy.log >&2
   exit 1
 }
-state="clusterup-stack-$STACK"
-docker config rm "$state" >/dev/null 2>&1 || true
-printf '%s\n' "$SHA256" | docker config create \
-  --label "clusterup.stack=$STACK" --label "clusterup.sha256=$SHA256" "$state" - >/dev/null
 echo "changed: deployed stack $STACK"

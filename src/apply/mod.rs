@@ -37,6 +37,8 @@ pub struct Options {
     pub lock_wait: std::time::Duration,
     /// Remove NFS-backed volumes created on a node with other options, where unused.
     pub recreate_volumes: bool,
+    /// `plan --diff`: show each stack's change against what is deployed.
+    pub diff: bool,
 }
 
 /// Everything a run knows, filled in phase by phase.

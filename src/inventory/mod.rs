@@ -2,6 +2,7 @@
 //! rest of clusterup works on (every default applied, every path made absolute).
 
 mod error;
+mod keys;
 mod model;
 mod resolve;
 mod validate;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use error::{InventoryError, InventoryErrors};
+pub use keys::closest;
 pub use model::{
     DockerSource, ExposeEntry, HostKeyPolicy, HostKind, HostState, NfsSection, Role, VolumeEntry,
 };
@@ -41,6 +43,10 @@ pub struct Inventory {
     /// Things worth telling the user that do not stop the run.
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// `identity_file`s that do not exist: an error for commands that connect to the hosts,
+    /// nothing for those that work offline (`inventory`, `render`).
+    #[serde(skip)]
+    pub missing_identity_files: Vec<InventoryError>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,6 +120,9 @@ pub struct Stack {
     /// Line of each `expose` entry, for messages.
     #[serde(skip)]
     pub expose_lines: Vec<u64>,
+    /// Line of the stack's entry, for messages.
+    #[serde(skip)]
+    pub line: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -166,8 +175,13 @@ impl Inventory {
     /// As [`Inventory::load`], for text already in memory; `path` names it in messages and
     /// anchors relative paths.
     pub fn from_text(path: &Path, text: &str) -> Result<Inventory, InventoryErrors> {
-        let file: model::InventoryFile = serde_saphyr::from_str(text)
-            .map_err(|e| InventoryErrors::one(InventoryError::from_yaml(path, &e)))?;
+        let syntax = |e: serde_saphyr::Error| InventoryErrors::one(InventoryError::from_yaml(path, &e));
+        let tree: keys::Node = serde_saphyr::from_str(text).map_err(syntax)?;
+        let unknown = keys::check(path, &tree);
+        if !unknown.is_empty() {
+            return Err(InventoryErrors(unknown));
+        }
+        let file: model::InventoryFile = serde_saphyr::from_str(text).map_err(syntax)?;
         let warnings = validate::check(path, &file)?;
         let mut inventory = resolve::resolve(path, file)?;
         inventory.warnings.extend(warnings);

@@ -20,9 +20,18 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut errors = Vec::new();
     let mut hosts = Vec::new();
+    let mut missing_identity_files: Vec<InventoryError> = Vec::new();
     for entry in file.hosts.value {
         let host = entry.value;
         let ssh = merge(&file.ssh, host.ssh.as_ref());
+        // A missing key file matters only to commands that connect; hosts sharing the
+        // top-level setting share one message.
+        if let Some(Err(e)) =
+            ssh.identity_file.as_ref().map(|f| existing_file(&path, &dir, f, "identity_file"))
+            && !missing_identity_files.contains(&e)
+        {
+            missing_identity_files.push(e);
+        }
         match ssh_target(&path, &dir, &ssh) {
             Ok(target) => hosts.push(Host {
                 roles: effective_roles(&host),
@@ -44,6 +53,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
         .collect();
     let mut stacks = Vec::new();
     for entry in file.stacks {
+        let line = entry.referenced.line();
         let stack = entry.value;
         let template = if is_template_path(&stack.template.value) {
             match existing_file(&path, &dir, &stack.template, "template") {
@@ -67,6 +77,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
             networks,
             expose_lines: stack.expose.iter().map(|e| e.referenced.line()).collect(),
             expose: stack.expose.into_iter().map(|e| e.value).collect(),
+            line,
         });
     }
     let mut secrets = Vec::new();
@@ -119,6 +130,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
         hosts,
         nfs: file.storage.and_then(|s| s.nfs),
         warnings: Vec::new(),
+        missing_identity_files,
     })
 }
 
@@ -152,10 +164,7 @@ fn merge(defaults: &SshSection, host: Option<&SshSection>) -> SshSection {
 
 fn ssh_target(file: &Path, dir: &Path, ssh: &SshSection) -> Result<SshTarget, InventoryError> {
     let user = ssh.user.as_ref().map(|u| u.value.clone()).unwrap_or_else(|| "root".into());
-    let identity_file = match &ssh.identity_file {
-        Some(spanned) => Some(existing_file(file, dir, spanned, "identity_file")?),
-        None => None,
-    };
+    let identity_file = ssh.identity_file.as_ref().map(|spanned| expand(dir, &spanned.value));
     let known_hosts = match &ssh.known_hosts {
         Some(p) => expand(dir, &p.value),
         None => expand(dir, "~/.ssh/known_hosts"),

@@ -41,6 +41,9 @@ pub struct RunReport {
     /// Set when the run stopped before changing anything (preflight refused it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// `plan --diff`: per stack to deploy, a unified diff from what is deployed to the inventory.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub diffs: BTreeMap<String, String>,
 }
 
 impl RunReport {
@@ -54,6 +57,7 @@ impl RunReport {
             cluster: HostReport::default(),
             warnings: Vec::new(),
             stopped: None,
+            diffs: BTreeMap::new(),
         }
     }
 
@@ -132,6 +136,10 @@ impl RunReport {
             for c in &cluster.changes {
                 println!("  - {c}");
             }
+        }
+        for (stack, diff) in &self.diffs {
+            println!("stack {stack}:");
+            print!("{diff}");
         }
         for w in &self.warnings {
             println!("warning: {w}");

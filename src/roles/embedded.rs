@@ -49,6 +49,8 @@ role_files!(
     "stacks/secret-create.sh",
     "stacks/deploy.sh",
     "stacks/converge.sh",
+    "stacks/record.sh",
+    "stacks/deployed.sh",
     "stacks/services.sh",
     "stacks/volumes.sh",
     "state/role.yml",

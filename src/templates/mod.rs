@@ -2,6 +2,7 @@
 //! rendered strictly into a compose file plus the files deployed beside it as swarm configs.
 //! Pure: no host is touched, so `clusterup render` and the unit tests use it as is.
 
+mod check;
 mod context;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use serde_json::{Map, Value};
 use crate::inventory::{Inventory, Secret, SecretSource, Stack, TemplateRef};
 use crate::roles::sha256_hex;
 
+pub use check::{Findings, SecretValues, check, secret_names_or_placeholders};
 pub use context::routes;
 
 mod embedded {
@@ -180,17 +182,25 @@ pub fn render_stack(inv: &Inventory, stack: &Stack, secrets: &BTreeMap<String, S
         }
     }
 
-    let mut digest = compose.clone();
-    for (name, content) in &files {
-        digest.push_str(&format!("\n--- {name}\n{content}"));
+    let sha256 = sha256_hex(deployed_text(&compose, &files).as_bytes());
+    Ok(Rendered { stack: stack.name.clone(), sha256, compose, files, nfs_volumes })
+}
+
+/// Everything deployed for a stack as one text: the compose file, then each file beside it
+/// under a `--- NAME` line. Its digest decides redeploys; the cluster keeps it for `--diff`.
+fn deployed_text(compose: &str, files: &[(String, String)]) -> String {
+    let mut text = compose.to_string();
+    for (name, content) in files {
+        text.push_str(&format!("\n--- {name}\n{content}"));
     }
-    Ok(Rendered {
-        stack: stack.name.clone(),
-        sha256: sha256_hex(digest.as_bytes()),
-        compose,
-        files,
-        nfs_volumes,
-    })
+    text
+}
+
+impl Rendered {
+    /// What the cluster records once this stack has converged (see [`deployed_text`]).
+    pub fn deployed_text(&self) -> String {
+        deployed_text(&self.compose, &self.files)
+    }
 }
 
 /// Every top-level volume the inventory declares under `volumes:` gets the NFS driver options,
@@ -240,15 +250,34 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// A rendered stack as `clusterup render` prints it: the compose file, then each file
-/// deployed beside it.
+/// A rendered stack as `clusterup render` prints it: a YAML stream with the compose file as
+/// one document, then each YAML file deployed beside it (`*.yml`, `*.yaml`) as one more, each
+/// opened by `---` and a comment naming it. Other files (a Caddyfile) are named in a comment
+/// only: `render --out DIR` writes them.
 pub fn describe(rendered: &Rendered) -> String {
-    let mut out =
-        format!("# --- stack {} (sha256 {})\n{}", rendered.stack, &rendered.sha256[..12], rendered.compose);
-    for (name, content) in &rendered.files {
+    /// The text as the body of a document this function opens: without a `---` of its own
+    /// before its first content line, which would open a second (empty) document.
+    fn body(text: &str) -> String {
+        let mut lines: Vec<&str> = text.lines().collect();
+        let first = lines.iter().position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+        if let Some(i) = first
+            && lines[i].trim_end() == "---"
+        {
+            lines.remove(i);
+        }
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+    let stack = &rendered.stack;
+    let is_yaml = |name: &str| name.ends_with(".yml") || name.ends_with(".yaml");
+    let mut out = format!("---\n# stack {stack}: stack.yml (sha256 {})\n", &rendered.sha256[..12]);
+    out.push_str(&body(&rendered.compose));
+    for (name, _) in rendered.files.iter().filter(|(name, _)| !is_yaml(name)) {
+        out.push_str(&format!("# stack {stack}: {name} (not YAML): shown with --out DIR\n"));
+    }
+    for (name, content) in rendered.files.iter().filter(|(name, _)| is_yaml(name)) {
         out.push_str(&format!(
-            "# --- stack {}: file {name}, deployed as a swarm config\n{content}",
-            rendered.stack
+            "---\n# stack {stack}: {name}, deployed beside stack.yml as a swarm config\n{}",
+            body(content)
         ));
     }
     out

@@ -189,3 +189,63 @@ fn the_homelab_example_renders_every_stack() {
         assert_valid_compose(&stack.name, &parsed(&rendered));
     }
 }
+
+/// `defaults.yml` lists every var its template reads: validation flags any other var as
+/// unknown, so a var missing there would be refused in every inventory that sets it.
+#[test]
+fn every_var_a_builtin_reads_is_in_its_defaults() {
+    for name in builtin_names() {
+        let template = builtin(name).unwrap();
+        let sources =
+            std::iter::once(template.stack.as_str()).chain(template.extras.iter().map(|(_, s)| s.as_str()));
+        for source in sources {
+            for (i, _) in source.match_indices("vars.") {
+                let var: String =
+                    source[i + 5..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if var.is_empty() {
+                    continue; // prose in a comment ("the stack's vars.")
+                }
+                assert!(
+                    template.defaults.contains_key(&var),
+                    "templates/{name}: `vars.{var}` is not in defaults.yml"
+                );
+            }
+        }
+    }
+}
+
+/// The shipped example inventories pass the offline checks (secret values absent).
+#[test]
+fn shipped_inventories_pass_the_offline_checks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yml") {
+            continue;
+        }
+        let inv = Inventory::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let findings = check(&inv, SecretValues::Placeholders);
+        let errors: Vec<String> = findings.errors.iter().map(ToString::to_string).collect();
+        assert!(errors.is_empty(), "{}:\n{}", path.display(), errors.join("\n"));
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} inventories found in {}", dir.display());
+}
+
+#[test]
+fn placement_is_checked_against_roles_and_labels() {
+    let inv = Inventory::from_text(
+        Path::new("/inv/p.yml"),
+        "cluster: {name: p}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager], labels: {edge: true}}\n  \
+         - {name: w1, address: 10.0.0.2}\nnetworks: [{name: reverse-proxy}]\n\
+         secrets: [{name: traefik_dashboard_users, env: CLUSTERUP_UNSET_FOR_TEST}]\n\
+         stacks: [{name: proxy, template: traefik, vars: {placement_label: edge}}]\n",
+    )
+    .unwrap();
+    let findings = check(&inv, SecretValues::Placeholders);
+    assert!(findings.errors.is_empty(), "an edge manager fits: {:?}", findings.errors);
+    assert_eq!(findings.warnings.len(), 1, "the unset secret value: {:?}", findings.warnings);
+    let strict = check(&inv, SecretValues::Required);
+    assert_eq!(strict.errors.len(), 1, "{:?}", strict.errors);
+}

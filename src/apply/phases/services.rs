@@ -68,6 +68,15 @@ pub async fn observe(run: &mut Run) {
     if !wanted(run) {
         return;
     }
+    if run.healthy_managers().is_empty() {
+        // Without a manager the swarm's objects cannot be seen: listing them all as "to
+        // create" would be a guess.
+        run.report.warnings.push(
+            "cluster: no manager could be reached, so the changes to networks, secrets and stacks are unknown"
+                .into(),
+        );
+        return;
+    }
     let observed = match leader(run).filter(|_| run.swarm.cluster_id.is_some()) {
         Some(session) => {
             run.progress.step(&session.host, "reading networks and stacks");
@@ -86,8 +95,47 @@ pub async fn observe(run: &mut Run) {
             let volumes = plan.volumes.clone();
             run.services = plan;
             check_volumes(run, &volumes, false).await;
+            if run.options.diff {
+                diff_deploys(run).await;
+            }
         }
         Err(e) => run.report.fail_cluster(format!("{e:#}")),
+    }
+}
+
+/// `plan --diff`: each stack to deploy against what the cluster recorded as deployed.
+async fn diff_deploys(run: &mut Run) {
+    let Some(session) = leader(run).filter(|_| run.swarm.cluster_id.is_some()) else {
+        for (rendered, _) in &run.services.deploys {
+            let diff =
+                crate::plan::diff::unified("(nothing deployed)", "", "inventory", &rendered.deployed_text());
+            run.report.diffs.insert(rendered.stack.clone(), diff);
+        }
+        return;
+    };
+    let step = roles::role("stacks").step("deployed");
+    for (rendered, _) in &run.services.deploys {
+        let inputs = [Input::new("STACK", rendered.stack.clone())];
+        let deployed = match session.run_ok(&commands::script(&step, &inputs, session.sudo)).await {
+            Ok(out) => out.stdout,
+            Err(e) => {
+                run.report
+                    .warnings
+                    .push(format!("stack {}: cannot read what is deployed: {e:#}", rendered.stack));
+                continue;
+            }
+        };
+        let deployed = deployed.strip_suffix('\n').unwrap_or(&deployed);
+        let diff = crate::plan::diff::unified("deployed", deployed, "inventory", &rendered.deployed_text());
+        // Records older than `--diff` hold only a digest: say so rather than show noise.
+        let diff = if deployed.len() == 64 && deployed.chars().all(|c| c.is_ascii_hexdigit()) {
+            "  (deployed before clusterup kept stack contents: only its digest is known)\n".to_string()
+        } else if diff.is_empty() {
+            "  (same files; redeployed because --force was given)\n".to_string()
+        } else {
+            diff
+        };
+        run.report.diffs.insert(rendered.stack.clone(), diff);
     }
 }
 
@@ -257,9 +305,16 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
             run.report.fail_cluster(format!(
                 "stack {}: services did not reach their desired replicas within {timeout} s:\n{}",
                 rendered.stack,
-                out.stderr.trim_end()
+                if out.stderr.trim().is_empty() { out.tail() } else { out.stderr.trim_end().to_string() }
             ));
+            continue; // not recorded: the next run deploys it again
         }
+        let inputs = [
+            Input::new("STACK", rendered.stack.clone()),
+            Input::new("SHA256", rendered.sha256.clone()),
+            Input::new("CONTENT", rendered.deployed_text()),
+        ];
+        session.run_ok(&commands::script(&role.step("record"), &inputs, session.sudo)).await?;
     }
     Ok(())
 }
@@ -273,7 +328,6 @@ fn deploy_inputs(rendered: &Rendered, resolve: &str) -> Vec<Input> {
     }
     inputs.extend([
         Input::new("STACK", rendered.stack.clone()),
-        Input::new("SHA256", rendered.sha256.clone()),
         Input::new("RESOLVE_IMAGE", resolve),
         Input::new("FILE_NAMES", names.join(" ")),
     ]);
