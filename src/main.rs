@@ -28,13 +28,16 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    runtime.block_on(run(cli))
+    let code = runtime.block_on(run(cli));
+    // A prompt interrupted by Ctrl-C leaves its reader blocked on stdin: do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Inventory(args) => {
-            let Some(inv) = load_offline(&args.inventory) else {
+            let Some(inv) = load_for(&args.inventory, Needs::Nothing) else {
                 return ExitCode::from(EXIT_INVALID);
             };
             if args.json {
@@ -45,7 +48,7 @@ async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Render(args) => {
-            let Some(inv) = load_offline(&args.inventory) else {
+            let Some(inv) = load_for(&args.inventory, Needs::Nothing) else {
                 return ExitCode::from(EXIT_INVALID);
             };
             let stacks = match render(&inv, args.stack.as_deref()) {
@@ -75,7 +78,7 @@ async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Status(args) => {
-            let Some(inv) = load(&args.inventory) else {
+            let Some(inv) = load_for(&args.inventory, Needs::Hosts) else {
                 return ExitCode::from(EXIT_INVALID);
             };
             let log = Arc::new(RunLog::open(&log_path(cli.log.as_deref(), &inv), "status"));
@@ -118,7 +121,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Init(args) => init(args, cli.log.as_deref(), None).await,
         Command::Remove(args) => init(args.init, cli.log.as_deref(), Some(args.host)).await,
         Command::Unlock(args) => {
-            let Some(inv) = load(&args.inventory) else { return ExitCode::from(EXIT_INVALID) };
+            let Some(inv) = load_for(&args.inventory, Needs::Hosts) else {
+                return ExitCode::from(EXIT_INVALID);
+            };
             let log = Arc::new(RunLog::open(&log_path(cli.log.as_deref(), &inv), "unlock"));
             match status::unlock(&inv, log).await {
                 Ok(message) => {
@@ -298,19 +303,25 @@ fn new_inventory(args: cli::NewArgs) -> ExitCode {
     }
 }
 
-/// Loads and validates the inventory for a command that connects to the hosts: identity
-/// files must exist and secret values be at hand. Every problem (and warning) goes to stderr.
+/// What a command needs of the inventory beyond a valid file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// Shows only (`inventory`, `render`): a missing key file or secret value is a warning,
+    /// and secret names are shown as placeholders.
+    Nothing,
+    /// Connects to the hosts (`status`, `unlock`): the key files must exist.
+    Hosts,
+    /// Changes or plans the cluster (`plan`, `init`, `remove`): the secret values too.
+    Secrets,
+}
+
+/// Loads and validates the inventory for a command that changes or plans the cluster.
 fn load(path: &Path) -> Option<Inventory> {
-    load_for(path, true)
+    load_for(path, Needs::Secrets)
 }
 
-/// As [`load`], for a command that only shows (`inventory`, `render`): missing identity files
-/// and secret values are warnings, and secret names are shown as placeholders.
-fn load_offline(path: &Path) -> Option<Inventory> {
-    load_for(path, false)
-}
-
-fn load_for(path: &Path, connects: bool) -> Option<Inventory> {
+/// Loads and validates the inventory; every problem (and warning) goes to stderr.
+fn load_for(path: &Path, needs: Needs) -> Option<Inventory> {
     let inv = match Inventory::load(path) {
         Ok(inv) => inv,
         Err(InventoryErrors(errors)) => {
@@ -320,13 +331,16 @@ fn load_for(path: &Path, connects: bool) -> Option<Inventory> {
             return None;
         }
     };
-    let values =
-        if connects { templates::SecretValues::Required } else { templates::SecretValues::Placeholders };
+    let values = if needs == Needs::Secrets {
+        templates::SecretValues::Required
+    } else {
+        templates::SecretValues::Placeholders
+    };
     let findings = templates::check(&inv, values);
     let mut errors = findings.errors;
     let mut warnings = inv.warnings.clone();
     warnings.extend(findings.warnings);
-    if connects {
+    if needs != Needs::Nothing {
         errors.extend(inv.missing_identity_files.iter().cloned());
     } else {
         warnings.extend(

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::inventory::PROXY_NETWORK;
+use crate::inventory::{PROXY_NETWORK, is_address, is_cluster_name, is_host_name};
 
 /// Where a managed NAS exports the cluster's volumes.
 pub const NFS_PATH: &str = "/srv/clusterup";
@@ -355,38 +355,6 @@ fn scalar(text: &str) -> String {
     } else {
         serde_json::to_string(text).unwrap_or_else(|_| format!("{text:?}"))
     }
-}
-
-fn is_cluster_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-}
-
-fn is_host_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-}
-
-/// An IP address, or a DNS name whose labels are not all numeric (so a mistyped IPv4 address
-/// such as 10.0.0.300 is not taken for a name).
-fn is_address(s: &str) -> bool {
-    if s.parse::<IpAddr>().is_ok() {
-        return true;
-    }
-    let labels: Vec<&str> = s.split('.').collect();
-    s.len() <= 253
-        && !labels.iter().all(|l| l.chars().all(|c| c.is_ascii_digit()))
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
 }
 
 #[cfg(test)]

@@ -1016,6 +1016,62 @@ const CASES: &[Case] = &[
         line: None,
         fragment: "environment variable CLUSTERUP_TEST_UNSET_VARIABLE is not set",
     },
+    Case {
+        name: "docker_log_size_not_a_size",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                docker:
+                  log_max_size: 10 megabytes
+                hosts:
+                  - {name: m1, address: 10.0.0.1, roles: [manager]}
+                "#,
+            ),
+        )],
+        command: Inventory,
+        blame: INV,
+        line: Some(3),
+        fragment: "docker.log_max_size `10 megabytes` is not a size",
+    },
+    Case {
+        name: "docker_metrics_address_without_port",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                docker: {metrics_address: "0.0.0.0"}
+                hosts:
+                  - {name: m1, address: 10.0.0.1, roles: [manager]}
+                "#,
+            ),
+        )],
+        command: Inventory,
+        blame: INV,
+        line: Some(2),
+        fragment: "docker.metrics_address `0.0.0.0` is not ADDRESS:PORT",
+    },
+    Case {
+        name: "nfs_path_that_would_widen_the_export",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                hosts:
+                  - {name: m1, address: 10.0.0.1, roles: [manager]}
+                  - {name: nas, address: 10.0.0.9, kind: nas}
+                storage: {nfs: {server: nas, path: "/srv/data *"}}
+                "#,
+            ),
+        )],
+        command: Inventory,
+        blame: INV,
+        line: None,
+        fragment: "storage.nfs.path `/srv/data *` must be an absolute path of letters",
+    },
     // --- not an inventory at all ---------------------------------------------------------------
     Case {
         name: "yaml_bomb",

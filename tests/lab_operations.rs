@@ -93,6 +93,19 @@ fn faults_locks_role_changes_and_removals() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed the lock of bob@elsewhere"));
     assert_eq!(on("m1", "test -e /var/lib/clusterup/lock && echo held || echo free").trim(), "free");
 
+    // --- Ctrl-C at the confirmation prompt (a terminal, from `script`) stops the run at once,
+    //     changes nothing and leaves no lock.
+    let labelled: Vec<(&str, &str, &str)> = FIVE
+        .iter()
+        .map(|h| if h.0 == "w1" { ("w1", "worker", ", labels: {prompt: test}") } else { *h })
+        .collect();
+    let asking = inventory("ops-prompt.yml", "lab", &labelled, "");
+    let (at_prompt, code) = interrupt_at_prompt(&asking);
+    assert!(at_prompt < Duration::from_secs(5), "Ctrl-C took {at_prompt:?} to end the run");
+    assert_ne!(code, Some(0));
+    assert_eq!(on("m1", "test -e /var/lib/clusterup/lock && echo held || echo free").trim(), "free");
+    assert!(!on("m1", "docker node inspect --format '{{json .Spec.Labels}}' w1").contains("prompt"));
+
     // --- A host down at the start: the others converge, the summary names it, exit 1; once
     //     it is back, a re-run completes the cluster.
     lab(&["stop", "w2"]);
@@ -122,6 +135,24 @@ fn faults_locks_role_changes_and_removals() {
     assert!(report["hosts"]["m3"]["changes"].to_string().contains("promoted"), "{report}");
     wait_until("m3 a reachable manager again", || managers().iter().any(|m| m == "m3 Reachable"));
 
+    // --- A daemon.json change rolls: sampled from outside, at least 2 of the 3 managers'
+    //     engines are up at every moment; every host is restarted once, and back in the swarm.
+    let bigger_logs = inventory("ops-logs.yml", "lab", FIVE, "docker: {log_max_size: 20m}\n");
+    let (samples, (code, report)) = sampling_managers(|| run(&["init"], &bigger_logs));
+    assert_eq!(code, Some(0), "{report}");
+    for host in ["m1", "m2", "m3", "w1", "w2"] {
+        assert!(
+            report["hosts"][host]["changes"].to_string().contains("restarted docker"),
+            "{host}: {report}"
+        );
+    }
+    assert!(samples.len() >= 10, "too few samples to judge: {samples:?}");
+    let fewest = samples.iter().min().copied().unwrap_or(0);
+    assert!(fewest >= 2, "at some moment only {fewest} of 3 managers' engines were up: {samples:?}");
+    assert_eq!(managers().len(), 3);
+    let (code, report) = run(&["init"], &inv);
+    assert_eq!(code, Some(0), "{report}");
+
     // --- Quorum: with m3 down, making m2 a worker would leave 2 managers, 1 reachable: refused.
     lab(&["stop", "m3"]);
     wait_until("m3 unreachable", || managers().iter().any(|m| m.starts_with("m3 Unreachable")));
@@ -137,7 +168,8 @@ fn faults_locks_role_changes_and_removals() {
     lab(&["start", "m3"]);
     wait_until("m3 reachable", || managers().iter().any(|m| m.starts_with("m3 Reachable")));
 
-    // --- Removal: w2 marked absent is drained and leaves; `remove m3` demotes, then removes.
+    // --- Removal: w2 marked absent is drained and leaves; m3, a manager whose machine is dead,
+    //     is removed: the two managers left are both reachable, a majority.
     let w2_absent: Vec<(&str, &str, &str)> =
         FIVE.iter().map(|h| if h.0 == "w2" { ("w2", "worker", ", state: absent") } else { *h }).collect();
     let without_w2 = inventory("ops-absent.yml", "lab", &w2_absent, "");
@@ -146,8 +178,14 @@ fn faults_locks_role_changes_and_removals() {
     assert!(report["hosts"]["w2"]["changes"].to_string().contains("removed node"), "{report}");
     wait_until("w2 gone from the node list", || hostnames() == ["m1", "m2", "m3", "w1"]);
     assert_eq!(on("w2", "docker info --format '{{.Swarm.LocalNodeState}}'").trim(), "inactive");
+    lab(&["stop", "m3"]);
+    wait_until("m3 unreachable", || managers().iter().any(|m| m.starts_with("m3 Unreachable")));
     let (code, report) = run(&["remove", "m3", "--yes"], &without_w2);
-    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(code, Some(0), "removing a dead manager keeps quorum: {report}");
+    assert!(
+        report["warnings"].to_string().contains("m3 is marked absent and could not be reached"),
+        "{report}"
+    );
     wait_until("m3 gone from the node list", || hostnames() == ["m1", "m2", "w1"]);
     assert_eq!(managers().len(), 2);
 
@@ -213,6 +251,42 @@ fn faults_locks_role_changes_and_removals() {
 // that runs them.
 
 /// Holds the dpkg frontend lock on `machine` (as apt does, with fcntl) for `seconds`.
+/// Runs `work` while sampling, every ~0.1 s from outside the machines, how many of m1..m3
+/// have their engine active. Returns the samples and what `work` returned.
+fn sampling_managers<T>(work: impl FnOnce() -> T) -> (Vec<usize>, T) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let sampler = std::thread::spawn(move || {
+        let mut samples = Vec::new();
+        while !flag.load(Ordering::Relaxed) {
+            let up = ["m1", "m2", "m3"]
+                .iter()
+                .filter(|m| {
+                    Command::new("docker")
+                        .args([
+                            "exec",
+                            &format!("clusterup-lab-{m}"),
+                            "systemctl",
+                            "is-active",
+                            "--quiet",
+                            "docker",
+                        ])
+                        .status()
+                        .is_ok_and(|s| s.success())
+                })
+                .count();
+            samples.push(up);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        samples
+    });
+    let result = work();
+    done.store(true, Ordering::Relaxed);
+    (sampler.join().unwrap(), result)
+}
+
 fn hold_dpkg_lock(machine: &str, seconds: u32) -> std::process::Child {
     let perl = format!(
         "use Fcntl; $0 = 'hold-dpkg-lock'; open(my $f, '>>', '/var/lib/dpkg/lock-frontend') or die; \
@@ -228,6 +302,43 @@ fn hold_dpkg_lock(machine: &str, seconds: u32) -> std::process::Child {
         on(machine, "pgrep -f 'hold-[d]pkg-lock' >/dev/null && echo y || echo n").trim() == "y"
     });
     child
+}
+
+/// Starts `init` on a terminal (`script` gives it one), waits for its question, sends it
+/// SIGINT, and returns how long it took to exit after that, with its exit status.
+fn interrupt_at_prompt(inv: &Path) -> (Duration, Option<i32>) {
+    let output = lab_dir().join("prompt.out");
+    let command = format!(
+        "{} init -i {} --log {}",
+        env!("CARGO_BIN_EXE_clusterup"),
+        inv.display(),
+        lab_dir().join("clusterup-test.log").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command])
+        .arg(&output)
+        .stdin(Stdio::piped()) // kept open and silent: the question stays unanswered
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start script");
+    wait_until("the confirmation question", || {
+        std::fs::read_to_string(&output).is_ok_and(|t| t.contains("Apply them? [y/N]"))
+    });
+    let pid = Command::new("pgrep").args(["-f", &format!("^{command}")]).output().unwrap();
+    let pid = String::from_utf8_lossy(&pid.stdout).lines().next().unwrap_or_default().trim().to_string();
+    assert!(!pid.is_empty(), "clusterup not found among the processes");
+    let sent = Instant::now();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (sent.elapsed(), status.code());
+        }
+        if sent.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("init still at its prompt 30 s after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {

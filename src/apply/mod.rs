@@ -214,7 +214,11 @@ async fn observe_and_apply(run: &mut Run, changing: bool) {
         }
         return;
     }
-    if !planned.is_empty() && !run.options.yes && std::io::stdin().is_terminal() && !confirm(run, &planned) {
+    if !planned.is_empty()
+        && !run.options.yes
+        && std::io::stdin().is_terminal()
+        && !confirm(run, &planned).await
+    {
         run.report.stopped = Some("not confirmed".into());
         return;
     }
@@ -225,7 +229,9 @@ async fn observe_and_apply(run: &mut Run, changing: bool) {
     phases::services::apply(run).await;
 }
 
-fn confirm(run: &Run, planned: &[Change]) -> bool {
+/// Asks on the terminal. The answer is read on a blocking thread so that Ctrl-C, which the
+/// caller races against this, stops the run at the prompt at once.
+async fn confirm(run: &Run, planned: &[Change]) -> bool {
     run.progress.clear();
     eprintln!("clusterup will make {} change(s):", planned.len());
     for c in planned {
@@ -233,8 +239,13 @@ fn confirm(run: &Run, planned: &[Change]) -> bool {
     }
     eprint!("Apply them? [y/N] ");
     let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        answer
+    })
+    .await
+    .unwrap_or_default();
     matches!(answer.trim(), "y" | "Y" | "yes")
 }
 

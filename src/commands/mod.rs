@@ -8,7 +8,9 @@ use std::fmt::Write;
 
 use crate::roles::Script;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// No `Debug` derive: `stdin` holds the inputs' values, secrets included. The manual one
+/// shows what the run log shows.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Invocation {
     /// The command line sent over SSH.
     pub command: String,
@@ -20,12 +22,25 @@ pub struct Invocation {
     pub display: String,
 }
 
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation").field("command", &self.command).field("display", &self.display).finish()
+    }
+}
+
 /// One input of a script, exported as an environment variable.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Input {
     pub name: String,
     pub value: String,
     pub secret: bool,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = if self.secret { "<secret>" } else { self.value.as_str() };
+        write!(f, "Input({}={value:?})", self.name)
+    }
 }
 
 impl Input {
@@ -110,12 +125,16 @@ mod tests {
     fn inputs_travel_on_stdin_and_secrets_are_not_displayed() {
         let inv = script(&echo(), &[Input::new("A", "x y"), Input::secret("TOKEN", "SWMTKN-1-abc")], true);
         assert_eq!(inv.command, "sudo -n sh -s");
-        let stdin = String::from_utf8(inv.stdin).unwrap();
+        let stdin = String::from_utf8(inv.stdin.clone()).unwrap();
         assert!(stdin.contains("export A='x y'\n"));
         assert!(stdin.contains("export TOKEN='SWMTKN-1-abc'\n"));
         assert!(stdin.ends_with("echo \"$A\"\n"));
         assert_eq!(inv.display, "test/echo.sh (A=x y, TOKEN=<secret>)");
         assert!(!inv.command.contains("SWMTKN"));
+        // Debug output (panics, logs of a developer) never shows a secret either.
+        assert!(!format!("{inv:?}").contains("SWMTKN"), "{inv:?}");
+        let input = Input::secret("TOKEN", "SWMTKN-1-abc");
+        assert_eq!(format!("{input:?}"), "Input(TOKEN=\"<secret>\")");
     }
 
     #[test]

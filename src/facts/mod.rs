@@ -88,7 +88,10 @@ impl Facts {
                 "hostname" => facts.hostname = value.into(),
                 "machine_id" => facts.machine_id = value.into(),
                 "route_iface" => facts.route_iface = some(),
-                "route_addr" => facts.route_addr = some(),
+                // Goes into exports and firewall rules: only a real address is kept.
+                "route_addr" => {
+                    facts.route_addr = value.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
+                }
                 "route_mtu" => facts.route_mtu = value.parse().ok(),
                 "apparmor_enabled" => facts.apparmor_enabled = value == "Y",
                 "apt_candidates" => {
@@ -214,6 +217,14 @@ swarm={"NodeID":"abc","NodeAddr":"10.213.7.11","LocalNodeState":"active","Contro
         assert!(old.check_supported().is_err());
         let trixie = Facts::parse("os_id=debian\nos_version=13\n").unwrap();
         assert!(trixie.check_supported().is_ok());
+    }
+
+    #[test]
+    fn a_route_address_that_is_not_an_ip_is_dropped() {
+        let f = Facts::parse("os_id=debian\nroute_addr=10.0.0.1 *\n").unwrap();
+        assert_eq!(f.route_addr, None);
+        let f = Facts::parse("os_id=debian\nroute_addr=fd00::5\n").unwrap();
+        assert_eq!(f.route_addr.as_deref(), Some("fd00::5"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub use keys::closest;
 pub use model::{
     DockerSource, ExposeEntry, HostKeyPolicy, HostKind, HostState, NfsSection, Role, VolumeEntry,
 };
+pub use validate::{is_address, is_cluster_name, is_host_name};
 
 /// The network the proxy shares with every exposed service.
 pub const PROXY_NETWORK: &str = "reverse-proxy";

@@ -13,7 +13,7 @@ pub struct InventoryFile {
     #[serde(default)]
     pub ssh: SshSection,
     #[serde(default)]
-    pub docker: DockerSection,
+    pub docker: Option<Spanned<DockerSection>>,
     pub hosts: Spanned<Vec<Spanned<HostEntry>>>,
     #[serde(default)]
     pub storage: Option<StorageSection>,

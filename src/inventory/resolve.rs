@@ -112,6 +112,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
     if !errors.is_empty() {
         return Err(InventoryErrors(errors));
     }
+    let docker = file.docker.map(|d| d.value).unwrap_or_default();
     Ok(Inventory {
         networks,
         stacks,
@@ -122,10 +123,10 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
         path,
         cluster: file.cluster.name.value,
         docker: DockerSettings {
-            source: file.docker.source,
-            log_max_size: file.docker.log_max_size,
-            log_max_file: file.docker.log_max_file,
-            metrics_address: file.docker.metrics_address,
+            source: docker.source,
+            log_max_size: docker.log_max_size,
+            log_max_file: docker.log_max_file,
+            metrics_address: docker.metrics_address,
         },
         hosts,
         nfs: file.storage.and_then(|s| s.nfs),

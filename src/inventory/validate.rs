@@ -6,9 +6,10 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::error::{InventoryError, InventoryErrors};
-use super::model::{HostEntry, HostKeyPolicy, HostState, InventoryFile, SshSection};
+use super::model::{DockerSection, HostEntry, HostKeyPolicy, HostState, InventoryFile, SshSection};
 use super::resolve::{effective_roles, is_template_path, parse_bastion};
 use super::{PROXY_NETWORK, Role};
+use serde_saphyr::Spanned;
 
 /// Returns the warnings, or every error found.
 pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, InventoryErrors> {
@@ -145,6 +146,9 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
         ));
     }
 
+    if let Some(docker) = &file.docker {
+        check_docker(path, docker, &mut errors);
+    }
     check_services(path, file, &mut errors);
 
     if errors.is_empty() { Ok(warnings) } else { Err(InventoryErrors(errors)) }
@@ -282,10 +286,15 @@ fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryE
         ));
     }
     if let Some(nfs) = file.storage.as_ref().and_then(|s| s.nfs.as_ref()) {
-        if !nfs.path.starts_with('/') {
+        // It goes into the NAS's exports file: a space or a wildcard there would add clients.
+        let plain = nfs.path.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
+        if !nfs.path.starts_with('/') || !plain || nfs.path.split('/').any(|part| part == "..") {
             errors.push(InventoryError::file(
                 path,
-                format!("storage.nfs.path `{}` must be an absolute path", nfs.path),
+                format!(
+                    "storage.nfs.path `{}` must be an absolute path of letters, digits, `/`, `.`, `_` and `-` (no `..`)",
+                    nfs.path
+                ),
             ));
         }
         let host = file.hosts.value.iter().find(|h| h.value.name.value == nfs.server);
@@ -331,6 +340,37 @@ fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryE
             ));
         }
     }
+}
+
+/// The `docker:` values go into every engine's daemon.json: one the engine refuses stops it
+/// on every node, so they are checked here.
+fn check_docker(path: &Path, docker: &Spanned<DockerSection>, errors: &mut Vec<InventoryError>) {
+    let at = |message: String| InventoryError::at(path, &docker.referenced, message);
+    let d = &docker.value;
+    if !is_log_size(&d.log_max_size) {
+        errors.push(at(format!(
+            "docker.log_max_size `{}` is not a size: a whole number with an optional unit k, m or g (e.g. 10m)",
+            d.log_max_size
+        )));
+    }
+    if d.log_max_file == 0 {
+        errors.push(at("docker.log_max_file must be at least 1".into()));
+    }
+    if let Some(addr) = &d.metrics_address
+        && addr.parse::<std::net::SocketAddr>().is_err()
+    {
+        errors.push(at(format!(
+            "docker.metrics_address `{addr}` is not ADDRESS:PORT (an IP address and a port; IPv6 in brackets: [::1]:9323)"
+        )));
+    }
+}
+
+fn is_log_size(s: &str) -> bool {
+    let digits = s.trim_end_matches(['k', 'm', 'g', 'K', 'M', 'G']);
+    !digits.is_empty()
+        && digits.len() + 1 >= s.len()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && digits != "0"
 }
 
 fn is_object_name(s: &str) -> bool {
@@ -399,21 +439,21 @@ fn check_ssh(
     }
 }
 
-fn is_cluster_name(s: &str) -> bool {
+pub fn is_cluster_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
 }
 
-fn is_host_name(s: &str) -> bool {
+pub fn is_host_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
 }
 
-pub(super) fn is_address(s: &str) -> bool {
+pub fn is_address(s: &str) -> bool {
     if s.parse::<IpAddr>().is_ok() {
         return true;
     }

@@ -2,6 +2,7 @@
 //! changes, computed without touching any host. `plan` prints it; `init` carries it out.
 
 pub mod diff;
+pub mod files;
 pub mod packages;
 pub mod services;
 pub mod swarm;

@@ -171,14 +171,18 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool, abs
         .filter(|m| m.host.is_manager())
         .filter_map(|m| m.facts.swarm.as_ref().filter(|s| s.is_active() && s.control_available))
         .find_map(|s| s.cluster_id().map(str::to_string));
-    out.leader = members
+    // The driver: a manager of that swarm that stays one (a manager about to be demoted
+    // would lose the rights it drives with halfway through the run).
+    let drivers: Vec<&Member> = members
         .iter()
-        .find(|m| {
+        .filter(|m| {
             m.facts.swarm.as_ref().is_some_and(|s| {
                 s.is_active() && s.control_available && s.cluster_id() == out.cluster_id.as_deref()
             })
         })
-        .map(|m| m.host.name.clone());
+        .collect();
+    out.leader =
+        drivers.iter().find(|m| m.host.is_manager()).or(drivers.first()).map(|m| m.host.name.clone());
 
     let mut joining = Vec::new();
     for m in members {
@@ -213,7 +217,7 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool, abs
                         quorum.promote();
                         role_changes.push(Step::Promote { host: name.clone(), node });
                     } else {
-                        match quorum.demote(name, "demoting") {
+                        match quorum.demote(name, "demoting", manager_reachable(nodes, &node)) {
                             Ok(()) => role_changes.push(Step::Demote { host: name.clone(), node }),
                             Err(reason) => out.warnings.push(reason),
                         }
@@ -280,7 +284,7 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool, abs
     for a in absent {
         let Some(node) = &a.node else { continue };
         let manager = nodes.iter().any(|n| &n.id == node && n.manager_status.is_some());
-        if manager && let Err(reason) = quorum.demote(&a.host, "removing") {
+        if manager && let Err(reason) = quorum.demote(&a.host, "removing", manager_reachable(nodes, node)) {
             out.refused.push((a.host.clone(), reason));
             continue;
         }
@@ -370,8 +374,12 @@ impl Quorum {
         self.reachable += 1;
     }
 
-    fn demote(&mut self, host: &str, doing: &str) -> Result<(), String> {
-        let (after, reachable_after) = (self.managers.saturating_sub(1), self.reachable.saturating_sub(1));
+    /// Takes one manager away. Only a reachable one lowers the reachable count: removing a
+    /// dead manager is exactly what keeps the rest's majority (3 managers, 1 dead: after its
+    /// removal 2 of 2 are reachable).
+    fn demote(&mut self, host: &str, doing: &str, was_reachable: bool) -> Result<(), String> {
+        let after = self.managers.saturating_sub(1);
+        let reachable_after = if was_reachable { self.reachable.saturating_sub(1) } else { self.reachable };
         let majority = after / 2 + 1;
         if after == 0 {
             return Err(format!("{doing} {host} would leave the swarm without a manager; refused"));
@@ -386,6 +394,23 @@ impl Quorum {
         self.managers = after;
         self.reachable = reachable_after;
         Ok(())
+    }
+}
+
+/// Whether the swarm sees the manager `node` as reachable.
+fn manager_reachable(nodes: &[SwarmNode], node: &str) -> bool {
+    nodes
+        .iter()
+        .find(|n| n.id == node)
+        .and_then(|n| n.manager_status.as_ref())
+        .is_some_and(|m| m.reachability == "reachable")
+}
+
+/// `ADDR:2377`, the port managers listen on for joins; an IPv6 address in brackets.
+pub fn manager_endpoint(addr: &str) -> String {
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:2377"),
+        _ => format!("{addr}:2377"),
     }
 }
 

@@ -290,7 +290,50 @@ fn absent_hosts_are_removed_managers_only_with_quorum() {
     assert!(p.steps.iter().all(|s| !matches!(s, Step::Remove { .. })));
     assert!(p.refused[0].1.contains("removing old"), "{:?}", p.refused);
 
+    // A dead manager of three is removed: the two left are both reachable, a majority.
+    let dead = [Absent { host: "old".into(), node: Some("n9".into()), reachable: false }];
+    let nodes = [manager("n1", true), manager("n2", true), manager("n9", false)];
+    let p = plan(&members, &nodes, false, &dead);
+    assert_eq!(
+        p.steps,
+        vec![Step::Remove { host: "old".into(), node: "n9".into(), manager: true, reachable: false }],
+        "{:?}",
+        p.refused
+    );
+    // But removing a live manager while another is dead loses the majority: refused.
+    let live = [Absent { host: "old".into(), node: Some("n9".into()), reachable: true }];
+    let nodes = [manager("n1", true), manager("n2", false), manager("n9", true)];
+    let p = plan(&members, &nodes, false, &live);
+    assert!(p.refused[0].1.contains("1 reachable"), "{:?}", p.refused);
+
     // An absent host that is not in the swarm needs nothing.
     let p = plan(&members, &nodes[..2], false, &[Absent { host: "x".into(), node: None, reachable: true }]);
     assert!(p.steps.is_empty());
+}
+
+#[test]
+fn the_driver_is_a_manager_that_stays_one() {
+    let inv = Inventory::from_text(
+        Path::new("/inv/d.yml"),
+        "cluster: {name: d}\nhosts:\n\
+         - {name: a, address: 10.0.0.1, roles: [worker]}\n\
+         - {name: b, address: 10.0.0.2, roles: [manager]}\n\
+         - {name: c, address: 10.0.0.3, roles: [manager]}\n",
+    )
+    .unwrap();
+    let facts = [
+        joined("10.0.0.1", "n1", Some("d"), true),
+        joined("10.0.0.2", "n2", Some("d"), true),
+        joined("10.0.0.3", "n3", Some("d"), true),
+    ];
+    let nodes = [manager("n1", true), manager("n2", true), manager("n3", true)];
+    let p = plan(&members(&inv, &facts), &nodes, false, &[]);
+    assert_eq!(p.leader.as_deref(), Some("b"), "a is being demoted: it must not drive");
+    assert_eq!(p.steps, vec![Step::Demote { host: "a".into(), node: "n1".into() }]);
+}
+
+#[test]
+fn manager_endpoints_bracket_ipv6() {
+    assert_eq!(manager_endpoint("10.0.0.1"), "10.0.0.1:2377");
+    assert_eq!(manager_endpoint("fd00::1"), "[fd00::1]:2377");
 }

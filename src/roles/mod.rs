@@ -10,7 +10,7 @@ mod embedded;
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, bail};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -33,8 +33,6 @@ struct Manifest {
     apply: Option<String>,
     #[serde(default)]
     inputs: Vec<String>,
-    #[serde(default)]
-    templates: BTreeMap<String, String>,
     #[serde(default)]
     steps: BTreeMap<String, String>,
     /// Commands the scripts call that a host may lack (`docker` before the engine is
@@ -100,19 +98,10 @@ impl Role {
         self.compose(file_name)
     }
 
-    /// The scripts' environment: `plain` values as given, each template rendered from `vars`
-    /// (strictly: an undefined variable is an error) plus its `_SHA256`. Every input the
-    /// manifest declares must be supplied, and nothing else.
-    pub fn inputs(&self, vars: &serde_json::Value, plain: &[(&str, String)]) -> Result<Vec<Input>> {
-        let mut inputs: Vec<Input> = plain.iter().map(|(k, v)| Input::new(k, v.clone())).collect();
-        for (name, template) in &self.manifest.templates {
-            let path = format!("{}/{template}", self.name);
-            let source = file(&path).ok_or_else(|| anyhow!("roles/{path} is not embedded"))?;
-            let rendered = render(&path, source, vars)?;
-            inputs
-                .push(Input::new(&format!("{name}_SHA256"), sha256_hex(format!("{rendered}\n").as_bytes())));
-            inputs.push(Input::new(name, rendered));
-        }
+    /// The scripts' environment. Every input the manifest declares must be supplied, and
+    /// nothing else: a mismatch between the manifest and the code is caught in the tests.
+    pub fn inputs(&self, values: &[(&str, String)]) -> Result<Vec<Input>> {
+        let inputs: Vec<Input> = values.iter().map(|(k, v)| Input::new(k, v.clone())).collect();
         let given: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
         for declared in &self.manifest.inputs {
             if !given.contains(&declared.as_str()) {
@@ -124,15 +113,6 @@ impl Role {
         }
         Ok(inputs)
     }
-}
-
-/// Renders a template strictly: printing an undefined variable is an error.
-pub fn render(name: &str, source: &str, vars: &serde_json::Value) -> Result<String> {
-    let mut tera = tera::Tera::default();
-    tera.add_raw_template(name, source).with_context(|| format!("template {name}"))?;
-    let context = tera::Context::from_serialize(vars).with_context(|| format!("variables of {name}"))?;
-    let text = tera.render(name, &context).map_err(|e| anyhow!("rendering {name}: {e}"))?;
-    Ok(text.trim_end().to_string())
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

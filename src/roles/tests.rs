@@ -1,5 +1,4 @@
 use super::*;
-use serde_json::json;
 
 #[test]
 fn every_file_under_roles_is_embedded() {
@@ -42,44 +41,23 @@ fn lib_is_prepended() {
 }
 
 #[test]
-fn daemon_json_renders_valid_json_with_and_without_metrics() {
-    let docker = role("docker");
-    let plain = [
-        ("SOURCE", "distro".to_string()),
-        ("PACKAGES", "docker.io".to_string()),
-        ("SSH_USER", "admin".to_string()),
-        ("APT_LOCK_TIMEOUT", "300".to_string()),
-    ];
-    let vars = json!({"log_max_size": "10m", "log_max_file": 3, "metrics_address": null});
-    let inputs = docker.inputs(&vars, &plain).unwrap();
-    let daemon = &inputs.iter().find(|i| i.name == "DAEMON_JSON").unwrap().value;
-    let parsed: serde_json::Value = serde_json::from_str(daemon).unwrap();
-    assert_eq!(parsed["log-opts"]["max-file"], "3");
-    assert!(parsed.get("metrics-addr").is_none());
-    let sha = &inputs.iter().find(|i| i.name == "DAEMON_JSON_SHA256").unwrap().value;
-    assert_eq!(*sha, sha256_hex(format!("{daemon}\n").as_bytes()));
-
-    let vars = json!({"log_max_size": "10m", "log_max_file": 3, "metrics_address": "0.0.0.0:9323"});
-    let inputs = docker.inputs(&vars, &plain).unwrap();
-    let daemon = &inputs.iter().find(|i| i.name == "DAEMON_JSON").unwrap().value;
-    let parsed: serde_json::Value = serde_json::from_str(daemon).unwrap();
-    assert_eq!(parsed["metrics-addr"], "0.0.0.0:9323");
-}
-
-#[test]
-fn missing_variables_and_inputs_are_errors() {
+fn declared_inputs_must_be_supplied_and_nothing_else() {
     let docker = role("docker");
     let plain = [
         ("SOURCE", "distro".to_string()),
         ("PACKAGES", "docker.io".to_string()),
         ("SSH_USER", "root".to_string()),
         ("APT_LOCK_TIMEOUT", "300".to_string()),
+        ("DAEMON_JSON", "{}".to_string()),
+        ("DAEMON_JSON_SHA256", sha256_hex(b"{}\n")),
     ];
-    let err = docker.inputs(&json!({"log_max_file": 3, "metrics_address": null}), &plain).unwrap_err();
-    assert!(format!("{err:#}").contains("log_max_size"), "{err:#}");
-    let vars = json!({"log_max_size": "10m", "log_max_file": 3, "metrics_address": null});
-    let err = docker.inputs(&vars, &plain[..2]).unwrap_err();
+    assert_eq!(docker.inputs(&plain).unwrap().len(), 6);
+    let err = docker.inputs(&plain[..2]).unwrap_err();
     assert!(err.to_string().contains("SSH_USER"), "{err}");
+    let mut extra = plain.to_vec();
+    extra.push(("SURPRISE", String::new()));
+    let err = docker.inputs(&extra).unwrap_err();
+    assert!(err.to_string().contains("does not declare input SURPRISE"), "{err}");
 }
 
 #[test]

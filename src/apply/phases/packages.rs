@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
-use serde_json::json;
 
 use crate::apply::Run;
 use crate::commands::{self, Input};
@@ -27,35 +26,30 @@ fn roles_for(
     let mut list = Vec::new();
     if h.is_swarm_node() {
         let docker = roles::role("docker");
-        let vars = json!({
-            "log_max_size": inv.docker.log_max_size,
-            "log_max_file": inv.docker.log_max_file,
-            "metrics_address": inv.docker.metrics_address,
-        });
+        let daemon_json = crate::plan::files::daemon_json(&inv.docker);
         let source = serde_json::to_value(inv.docker.source)?.as_str().unwrap_or("distro").to_string();
         let host_facts = facts.get(host).cloned().unwrap_or_default();
         let packages = crate::plan::packages::engine_packages(inv.docker.source, &host_facts).join(" ");
-        let inputs = docker.inputs(
-            &vars,
-            &[
-                ("SOURCE", source),
-                ("PACKAGES", packages),
-                ("SSH_USER", h.ssh.user.clone()),
-                ("APT_LOCK_TIMEOUT", lock.clone()),
-            ],
-        )?;
+        let inputs = docker.inputs(&[
+            ("SOURCE", source),
+            ("PACKAGES", packages),
+            ("SSH_USER", h.ssh.user.clone()),
+            ("APT_LOCK_TIMEOUT", lock.clone()),
+            // apply.sh writes it with a final newline: that is what the digest covers.
+            ("DAEMON_JSON_SHA256", roles::sha256_hex(format!("{daemon_json}\n").as_bytes())),
+            ("DAEMON_JSON", daemon_json),
+        ])?;
         list.push((docker, inputs));
         if inv.nfs.is_some() {
             let nfs = roles::role("nfs-client");
-            let inputs = nfs.inputs(&json!({}), &[("APT_LOCK_TIMEOUT", lock.clone())])?;
+            let inputs = nfs.inputs(&[("APT_LOCK_TIMEOUT", lock.clone())])?;
             list.push((nfs, inputs));
         }
     }
     let nfs_server = inv.nfs.as_ref().is_some_and(|n| n.server == h.name);
     if h.is_swarm_node() || nfs_server {
         let firewall = roles::role("firewall");
-        let inputs =
-            firewall.inputs(&json!({}), &[("RULES", firewall_rules(inv, facts, host).join("\n"))])?;
+        let inputs = firewall.inputs(&[("RULES", firewall_rules(inv, facts, host).join("\n"))])?;
         list.push((firewall, inputs));
     }
     if let Some(nfs) = inv.nfs.as_ref().filter(|n| n.managed && n.server == h.name)
@@ -65,10 +59,15 @@ fn roles_for(
         let root = nfs.path.trim_end_matches('/').to_string();
         let volumes: Vec<String> =
             inv.volumes.iter().map(|v| format!("{} {} {}", v.name, v.uid, v.gid)).collect();
-        let inputs = server.inputs(
-            &json!({"root": root, "clients": node_addresses(inv, facts)}),
-            &[("EXPORT_ROOT", root.clone()), ("VOLUMES", volumes.join("\n")), ("APT_LOCK_TIMEOUT", lock)],
-        )?;
+        let exports = crate::plan::files::nfs_exports(&root, &node_ips(inv, facts)?);
+        let inputs = server.inputs(&[
+            ("EXPORT_ROOT", root.clone()),
+            ("VOLUMES", volumes.join("\n")),
+            ("APT_LOCK_TIMEOUT", lock),
+            // apply.sh writes it with a final newline: that is what the digest covers.
+            ("EXPORTS_SHA256", roles::sha256_hex(format!("{exports}\n").as_bytes())),
+            ("EXPORTS", exports),
+        ])?;
         list.push((server, inputs));
     }
     Ok(list)
@@ -118,13 +117,23 @@ fn node_address(h: &crate::inventory::Host, facts: &BTreeMap<String, Facts>) -> 
         .unwrap_or_else(|| h.address.clone())
 }
 
-/// The addresses the swarm nodes reach the NAS from: only they may mount its exports.
-fn node_addresses(inv: &Inventory, facts: &BTreeMap<String, Facts>) -> Vec<String> {
-    let mut addresses: Vec<String> =
-        inv.hosts.iter().filter(|h| h.is_swarm_node()).map(|h| node_address(h, facts)).collect();
-    addresses.sort();
-    addresses.dedup();
-    addresses
+/// The addresses the swarm nodes reach the NAS from: only they may mount its exports. Each
+/// must be an IP address (an exports line takes names and wildcards too, which would widen
+/// a `rw,no_root_squash` export): a node known only by a DNS name needs `advertise_address`.
+fn node_ips(inv: &Inventory, facts: &BTreeMap<String, Facts>) -> Result<Vec<std::net::IpAddr>> {
+    let mut ips = Vec::new();
+    for h in inv.hosts.iter().filter(|h| h.is_swarm_node()) {
+        let addr = node_address(h, facts);
+        ips.push(addr.parse().map_err(|_| {
+            anyhow!(
+                "the NFS exports need {}'s IP address, and `{addr}` is not one; set `advertise_address` for it",
+                h.name
+            )
+        })?);
+    }
+    ips.sort();
+    ips.dedup();
+    Ok(ips)
 }
 
 pub async fn check(run: &mut Run) {
@@ -235,8 +244,70 @@ pub async fn probe_nfs(run: &mut Run) {
     }
 }
 
+/// Seconds a restarted engine has to be back in the swarm before the roll stops.
+const SETTLE_TIMEOUT: u64 = 120;
+
 pub async fn apply(run: &mut Run) {
     let hosts: Vec<String> = run.healthy().into_iter().filter(|h| run.role_needs.contains_key(h)).collect();
+    if hosts.is_empty() {
+        return;
+    }
+    // Restarting an engine stops the node's tasks and, on a manager, takes its raft vote away:
+    // hosts whose running engine gets a new daemon.json roll one at a time, managers first,
+    // each back in the swarm before the next. Everything else (fresh installs, other changes)
+    // runs on all hosts at once.
+    let (mut rolling, together): (Vec<String>, Vec<String>) =
+        hosts.into_iter().partition(|h| restarts_engine(run, h));
+    apply_on(run, &together).await;
+    rolling.sort_by_key(|h| {
+        !run.facts.get(h).and_then(|f| f.swarm.as_ref()).is_some_and(|s| s.control_available)
+    });
+    let mut stopped_at: Option<String> = None;
+    for host in rolling {
+        if let Some(first) = &stopped_at {
+            run.fail(
+                &host,
+                format!("{host}: its engine was not restarted: the rolling restart stopped at {first}"),
+            );
+            continue;
+        }
+        apply_on(run, std::slice::from_ref(&host)).await;
+        if !run.report.is_failed(&host) {
+            settle(run, &host).await;
+        }
+        if run.report.is_failed(&host) {
+            stopped_at = Some(host);
+        }
+    }
+}
+
+/// The host's engine runs and its daemon.json changes: applying restarts it.
+fn restarts_engine(run: &Run, host: &str) -> bool {
+    let installed = run.facts.get(host).is_some_and(|f| f.docker_installed);
+    let rewrites = run.role_needs.get(host).is_some_and(|needs| {
+        needs
+            .iter()
+            .any(|(role, reasons)| *role == "docker" && reasons.iter().any(|r| r.contains("daemon.json")))
+    });
+    installed && rewrites
+}
+
+/// Waits on the host until its restarted engine is back (see roles/docker/settle.sh).
+async fn settle(run: &mut Run, host: &str) {
+    let Some(session) = run.sessions.get(host).cloned() else { return };
+    run.progress.step(host, "waiting for the engine to be back in the swarm");
+    let in_swarm = run.facts.get(host).is_some_and(|f| f.swarm_state() == "active");
+    let inputs = [
+        Input::new("IN_SWARM", if in_swarm { "yes" } else { "no" }),
+        Input::new("TIMEOUT", SETTLE_TIMEOUT.to_string()),
+    ];
+    let step = roles::role("docker").step("settle");
+    if let Err(e) = session.run_ok(&commands::script(&step, &inputs, session.sudo)).await {
+        run.fail(host, format!("{e:#}"));
+    }
+}
+
+async fn apply_on(run: &mut Run, hosts: &[String]) {
     if hosts.is_empty() {
         return;
     }
@@ -245,7 +316,7 @@ pub async fn apply(run: &mut Run) {
     let progress = run.progress.clone();
     let needs = Arc::new(run.role_needs.clone());
     let results = run
-        .each(&hosts, |name, session| {
+        .each(hosts, |name, session| {
             let roles = roles_for(&inv, &facts, &name);
             let wanted: Vec<&'static str> =
                 needs.get(&name).map(|n| n.iter().map(|(r, _)| *r).collect()).unwrap_or_default();

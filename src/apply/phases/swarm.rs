@@ -101,7 +101,7 @@ pub async fn apply(run: &mut Run) {
         .as_ref()
         .and_then(|l| run.facts.get(l))
         .and_then(|f| f.swarm.as_ref())
-        .map(|s| format!("{}:2377", s.node_addr));
+        .map(|s| swarm::manager_endpoint(&s.node_addr));
 
     // 1. Create the swarm.
     for step in steps.iter().filter(|s| matches!(s, Step::Init { .. })) {
@@ -118,7 +118,7 @@ pub async fn apply(run: &mut Run) {
                 node_ids.insert(host.clone(), id);
                 run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
                 leader = Some(host.clone());
-                manager_addr = Some(format!("{advertise}:2377"));
+                manager_addr = Some(swarm::manager_endpoint(advertise));
             }
             Err(e) => {
                 run.fail(host, format!("{e:#}"));
@@ -420,8 +420,21 @@ async fn set_labels(run: &mut Run, leader: &str, steps: &[&Step], node_ids: &BTr
                     run.report.host(host).changes.push(change);
                 }
             }
+            // A label that did not apply fails the host it belongs to, not the leader that
+            // ran the batch: the leader is still fine to drive the rest of the run.
             if !output.success() {
-                run.fail(leader, format!("{leader}: setting node labels failed: {}", output.tail()));
+                let reason = output.tail();
+                let mut missed: Vec<&String> = lines
+                    .iter()
+                    .filter(|(_, id, label)| {
+                        !output.stdout.lines().any(|l| l == format!("changed: label {label} on {id}"))
+                    })
+                    .map(|(host, _, _)| host)
+                    .collect();
+                missed.dedup();
+                for host in missed {
+                    run.fail(host, format!("{host}: setting its node labels (on {leader}) failed: {reason}"));
+                }
             }
         }
         Err(e) => run.fail(leader, format!("{e:#}")),
