@@ -84,6 +84,22 @@ pub struct InitArgs {
     /// Remove volumes a node created with other options than the inventory's, where unused
     #[arg(long)]
     pub recreate_volumes: bool,
+    #[command(flatten)]
+    pub cleanup: CleanupArgs,
+}
+
+/// What `init` may remove beyond what the inventory marks absent; `plan` takes the same flags
+/// so that it plans what `init` would do.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Remove the stacks clusterup deployed that are no longer in the inventory (without it
+    /// they are reported and keep running)
+    #[arg(long)]
+    pub prune_stacks: bool,
+    /// Remove and create again the overlay networks whose options differ from the
+    /// inventory's, where no service uses them
+    #[arg(long)]
+    pub recreate_networks: bool,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +136,8 @@ pub struct PlanArgs {
     /// inventory renders
     #[arg(long)]
     pub diff: bool,
+    #[command(flatten)]
+    pub cleanup: CleanupArgs,
     /// How many hosts are worked on at once
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,

@@ -107,6 +107,8 @@ async fn run(cli: Cli) -> ExitCode {
                 lock_wait: std::time::Duration::ZERO,
                 recreate_volumes: false,
                 diff: args.diff,
+                recreate_networks: args.cleanup.recreate_networks,
+                prune_stacks: args.cleanup.prune_stacks,
             };
             let exit_code = args.exit_code;
             let Some(inv) = load(&args.target.inventory) else { return ExitCode::from(EXIT_INVALID) };
@@ -150,6 +152,8 @@ async fn init(args: cli::InitArgs, log: Option<&Path>, remove: Option<String>) -
         lock_wait: std::time::Duration::from_secs(args.lock_wait),
         recreate_volumes: args.recreate_volumes,
         diff: false,
+        recreate_networks: args.cleanup.recreate_networks,
+        prune_stacks: args.cleanup.prune_stacks,
     };
     let Some(mut inv) = load(&args.target.inventory) else { return ExitCode::from(EXIT_INVALID) };
     if let Some(name) = remove {

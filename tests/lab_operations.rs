@@ -73,7 +73,9 @@ fn faults_locks_role_changes_and_removals() {
 
     // --- The cluster lock: someone else's fresh lock stops the run, naming them.
     let foreign = "mkdir -p /var/lib/clusterup && printf 'holder=other\\noperator=bob@elsewhere\\npid=7\\nstarted=2026-01-01T00:00:00Z\\ncommand=init\\n' >/var/lib/clusterup/lock";
+    // Another run holds a majority of the managers (m1, m2): this one gets none of the lock.
     on("m1", foreign);
+    on("m2", foreign);
     let (code, report) = run(&["init"], &inv);
     assert_eq!(code, Some(1));
     let stopped = report["stopped"].as_str().unwrap_or_default();
@@ -83,10 +85,14 @@ fn faults_locks_role_changes_and_removals() {
     );
     // A lock nobody refreshed for minutes is stale: taken over, with a warning.
     on("m1", "touch -d '-5 minutes' /var/lib/clusterup/lock");
+    on("m2", "touch -d '-5 minutes' /var/lib/clusterup/lock");
     let (code, report) = run(&["init"], &inv);
     assert_eq!(code, Some(0), "{report}");
     assert!(report["warnings"].to_string().contains("took over a stale cluster lock"), "{report}");
-    // `unlock` removes a lock left behind, saying whose it was.
+    // `unlock` removes a lock left behind, saying whose it was; no lock is left on any manager.
+    for m in ["m1", "m2", "m3"] {
+        assert_eq!(on(m, "test -e /var/lib/clusterup/lock && echo held || echo free").trim(), "free", "{m}");
+    }
     on("m1", foreign);
     let out = clusterup(&["unlock", "-i", inv.to_str().unwrap()]);
     assert!(out.status.success());
@@ -315,7 +321,7 @@ fn interrupt_at_prompt(inv: &Path) -> (Duration, Option<i32>) {
         lab_dir().join("clusterup-test.log").display()
     );
     let mut child = Command::new("script")
-        .args(["-q", "-e", "-c", &command])
+        .args(["-q", "-f", "-e", "-c", &command])
         .arg(&output)
         .stdin(Stdio::piped()) // kept open and silent: the question stays unanswered
         .stdout(Stdio::null())

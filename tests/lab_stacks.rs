@@ -208,4 +208,59 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
         &env,
     );
     assert_eq!(out.status.code(), Some(1), "a re-run must not report success while the stack is broken");
+
+    // 8. The broken stack marked absent is removed, and nothing else changes.
+    let text = std::fs::read_to_string(&inv).unwrap();
+    let absent = lab_dir().join("absent.yml");
+    std::fs::write(&absent, text.clone() + "  - {name: broken, state: absent}\n").unwrap();
+    let report = init(&absent);
+    assert_eq!(cluster_changes(&report), ["stack: removed stack broken"], "{report}");
+    assert!(!on("m1", "docker stack ls --format '{{.Name}}'").lines().any(|l| l == "broken"));
+
+    // 9. A stack dropped from the inventory keeps running, with a warning; `--prune-stacks`
+    //    removes it (the proxy, whose routes change, is redeployed in the same run).
+    let whoami = "  - name: whoami\n    template: whoami\n";
+    let start = text.find(whoami).expect("the whoami stack in the inventory");
+    let end = text[start + whoami.len()..].find("  - name:").map(|i| start + whoami.len() + i).unwrap();
+    let dropped = lab_dir().join("dropped.yml");
+    std::fs::write(&dropped, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let report = init(&dropped);
+    assert!(report["warnings"].to_string().contains("stack whoami was deployed by clusterup"), "{report}");
+    assert!(on("m1", "docker stack ls --format '{{.Name}}'").lines().any(|l| l == "whoami"));
+    let out = clusterup_with_env(
+        &["init", "-i", dropped.to_str().unwrap(), "--json", "--prune-stacks"],
+        &[("LAB_PG_PASSWORD", PASSWORD)],
+    );
+    let report = json(&out);
+    assert!(out.status.success(), "{report}");
+    assert!(cluster_changes(&report).contains(&"stack: removed stack whoami".to_string()), "{report}");
+    assert!(!on("m1", "docker stack ls --format '{{.Name}}'").lines().any(|l| l == "whoami"));
+
+    // 10. A new secret value is a new secret (postgres rolls onto it); the next run removes the
+    //     old version, which no service uses any more.
+    let new_password = "a-new-lab-password";
+    let run = |file: &Path| {
+        let out = clusterup_with_env(
+            &["init", "-i", file.to_str().unwrap(), "--json", "--converge-timeout", "240"],
+            &[("LAB_PG_PASSWORD", new_password)],
+        );
+        let report = json(&out);
+        assert!(out.status.success(), "{report}");
+        report
+    };
+    let before: Vec<String> =
+        on("m1", "docker secret ls --format '{{.Name}}'").lines().map(str::to_string).collect();
+    let report = run(&dropped);
+    let changes = cluster_changes(&report);
+    assert!(
+        changes.iter().any(|c| c.starts_with("secret: created secret postgres_password_")),
+        "{changes:?}"
+    );
+    assert!(changes.contains(&"stack: deployed stack db".to_string()), "{changes:?}");
+    let report = run(&dropped);
+    let changes = cluster_changes(&report);
+    let old = before.iter().find(|s| s.starts_with("postgres_password_")).expect("the first secret");
+    assert_eq!(changes, [format!("secret: removed unused secret {old}")], "{report}");
+    let after = on("m1", "docker secret ls --format '{{.Name}}'");
+    assert!(!after.contains(old.as_str()) && after.contains("postgres_password_"), "{after}");
 }

@@ -1,9 +1,9 @@
 #!/bin/sh
 # Take the cluster lock for HOLDER. Prints `acquired`, or `taken-over` (with the stale
 # holder's lines) when the holder stopped refreshing it STALE seconds ago; exit 4 with the
-# holder's lines when someone else holds it. `ln` makes taking it atomic.
+# holder's lines when someone else holds it. The guard makes check-and-take one step.
 set -eu
-mkdir -p "$STATE_DIR"
+guard
 if [ -f "$LOCK_FILE" ]; then
   if grep -qx "holder=$HOLDER" "$LOCK_FILE"; then
     touch "$LOCK_FILE"

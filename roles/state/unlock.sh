@@ -2,6 +2,7 @@
 # Release the lock if HOLDER holds it; with an empty HOLDER, remove it whoever holds it
 # (`clusterup unlock`), printing what it held.
 set -eu
+guard
 [ -f "$LOCK_FILE" ] || exit 0
 if [ -z "$HOLDER" ]; then
   cat "$LOCK_FILE"

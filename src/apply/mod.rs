@@ -39,6 +39,10 @@ pub struct Options {
     pub recreate_volumes: bool,
     /// `plan --diff`: show each stack's change against what is deployed.
     pub diff: bool,
+    /// Remove and create again the overlay networks whose options drifted, where unused.
+    pub recreate_networks: bool,
+    /// Remove the stacks clusterup deployed that are no longer in the inventory.
+    pub prune_stacks: bool,
 }
 
 /// Everything a run knows, filled in phase by phase.
@@ -180,17 +184,24 @@ pub async fn converge(mut run: Run, apply: bool) -> RunReport {
     } else {
         None
     };
-    // Ctrl-C stops the run where it is: every file a step writes on a host is written to a
-    // temporary file and renamed, so nothing is left half-written; the lock is released.
-    let interrupted = tokio::select! {
-        _ = observe_and_apply(&mut run, changing) => false,
-        _ = tokio::signal::ctrl_c() => true,
+    // Ctrl-C, or the lock lost, stops the run where it is: every file a step writes on a host
+    // is written to a temporary file and renamed, so nothing is left half-written; the lock is
+    // released.
+    let lock_lost = async {
+        match &lock {
+            Some(lock) => lock.lost().await,
+            None => std::future::pending().await,
+        }
     };
-    if interrupted {
-        run.report.stopped = Some(
-            "interrupted (Ctrl-C) during the run; run `clusterup init` again to finish what was started"
-                .into(),
-        );
+    let stopped = tokio::select! {
+        _ = observe_and_apply(&mut run, changing) => None,
+        _ = tokio::signal::ctrl_c() => Some(
+            "interrupted (Ctrl-C) during the run; run `clusterup init` again to finish what was started".to_string(),
+        ),
+        reason = lock_lost => Some(reason),
+    };
+    if let Some(reason) = stopped {
+        run.report.stopped = Some(reason);
     }
     if changing {
         lock::audit(&run).await;

@@ -36,6 +36,8 @@ pub struct Inventory {
     pub nfs: Option<NfsSection>,
     pub networks: Vec<Network>,
     pub stacks: Vec<Stack>,
+    /// Stacks marked `state: absent`: removed from the swarm.
+    pub absent_stacks: Vec<String>,
     pub secrets: Vec<Secret>,
     pub images: Images,
     /// Seconds to wait for another package manager run to release its lock.

@@ -76,7 +76,11 @@ pub struct NetworkEntry {
 pub struct StackEntry {
     pub name: Spanned<String>,
     /// A built-in template's name, or a path (from the inventory's folder) to a template file.
-    pub template: Spanned<String>,
+    /// Required unless the stack is `absent`.
+    pub template: Option<Spanned<String>>,
+    /// `absent`: remove the stack from the swarm.
+    #[serde(default)]
+    pub state: HostState,
     #[serde(default)]
     pub vars: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]

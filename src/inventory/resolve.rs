@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 use super::error::{InventoryError, InventoryErrors};
-use super::model::{HostEntry, HostKeyPolicy, HostKind, InventoryFile, ResolveImage, SshSection};
+use super::model::{HostEntry, HostKeyPolicy, HostKind, HostState, InventoryFile, ResolveImage, SshSection};
 use super::validate::is_address;
 use super::{Bastion, DockerSettings, Host, Inventory, Role, SshTarget};
 use super::{Images, Network, PROXY_NETWORK, Secret, SecretSource, Stack, TemplateRef};
@@ -52,11 +52,16 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
         .map(|n| Network { name: n.value.name.value, encrypted: n.value.encrypted, mtu: n.value.mtu })
         .collect();
     let mut stacks = Vec::new();
+    let mut absent_stacks = Vec::new();
     for entry in file.stacks {
         let line = entry.referenced.line();
         let stack = entry.value;
-        let template = if is_template_path(&stack.template.value) {
-            match existing_file(&path, &dir, &stack.template, "template") {
+        let Some(template) = stack.template.filter(|_| stack.state == HostState::Present) else {
+            absent_stacks.push(stack.name.value);
+            continue;
+        };
+        let template = if is_template_path(&template.value) {
+            match existing_file(&path, &dir, &template, "template") {
                 Ok(p) => TemplateRef::File(p),
                 Err(e) => {
                     errors.push(e);
@@ -64,7 +69,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
                 }
             }
         } else {
-            TemplateRef::Builtin(stack.template.value)
+            TemplateRef::Builtin(template.value)
         };
         let mut networks: Vec<String> = stack.networks.into_iter().map(|n| n.value).collect();
         if !stack.expose.is_empty() && !networks.iter().any(|n| n == PROXY_NETWORK) {
@@ -132,6 +137,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
         nfs: file.storage.and_then(|s| s.nfs),
         warnings: Vec::new(),
         missing_identity_files,
+        absent_stacks,
     })
 }
 

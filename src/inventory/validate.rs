@@ -206,10 +206,23 @@ fn check_services(path: &Path, file: &InventoryFile, errors: &mut Vec<InventoryE
                 format!("stack `{}` is declared twice (first at line {first})", name.value),
             ));
         }
-        let template = &stack.template.value;
+        let Some(template_entry) = &stack.template else {
+            if stack.state == HostState::Present {
+                errors.push(err(
+                    &name.referenced,
+                    format!(
+                        "stack `{}` has no `template:` (a built-in name such as caddy, or a path); \
+                         to remove a deployed stack, write `state: absent` instead",
+                        name.value
+                    ),
+                ));
+            }
+            continue;
+        };
+        let template = &template_entry.value;
         if !is_template_path(template) && !builtins.contains(&template.as_str()) {
             errors.push(err(
-                &stack.template.referenced,
+                &template_entry.referenced,
                 format!(
                     "stack `{}`: unknown template `{template}`; built-in templates are {}, or give a path such as ./stacks/app.yml.tera",
                     name.value,

@@ -18,11 +18,17 @@ pub struct Observed {
     pub stacks: BTreeSet<String>,
     /// Stack -> digest of what clusterup last deployed.
     pub deployed: BTreeMap<String, String>,
+    /// Secrets some service mounts.
+    pub secrets_used: BTreeSet<String>,
+    /// Networks (ids or names) some service is attached to.
+    pub networks_used: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ObservedNetwork {
+    #[serde(default)]
+    pub id: String,
     pub name: String,
     #[serde(default)]
     pub attachable: bool,
@@ -47,6 +53,12 @@ impl Observed {
                 "stack" => {
                     observed.stacks.insert(rest.to_string());
                 }
+                "secret-used" => {
+                    observed.secrets_used.insert(rest.to_string());
+                }
+                "network-used" => {
+                    observed.networks_used.insert(rest.to_string());
+                }
                 "deployed" => {
                     if let Some((stack, sha)) = rest.split_once(' ') {
                         observed.deployed.insert(stack.to_string(), sha.to_string());
@@ -70,6 +82,9 @@ pub struct NetworkCreate {
     pub name: String,
     pub encrypted: bool,
     pub mtu: u32,
+    /// An existing network of that name with other options, which no service uses, is
+    /// removed first (`init --recreate-networks`).
+    pub recreate: bool,
 }
 
 /// Networks to create, and a message for each existing one whose options differ.
@@ -77,13 +92,19 @@ pub fn plan_networks(
     wanted: &[Network],
     node_mtus: &[u32],
     observed: &Observed,
+    recreate: bool,
 ) -> (Vec<NetworkCreate>, Vec<String>) {
     let mut create = Vec::new();
     let mut drift = Vec::new();
     for network in wanted {
         let mtu = network_mtu(network, node_mtus);
         let Some(existing) = observed.networks.iter().find(|n| n.name == network.name) else {
-            create.push(NetworkCreate { name: network.name.clone(), encrypted: network.encrypted, mtu });
+            create.push(NetworkCreate {
+                name: network.name.clone(),
+                encrypted: network.encrypted,
+                mtu,
+                recreate: false,
+            });
             continue;
         };
         let options = existing.options.clone().unwrap_or_default();
@@ -103,15 +124,82 @@ pub fn plan_networks(
         if !existing.attachable {
             differences.push("attachable: inventory true, swarm false".into());
         }
-        if !differences.is_empty() {
+        if differences.is_empty() {
+            continue;
+        }
+        let used =
+            observed.networks_used.contains(&existing.id) || observed.networks_used.contains(&existing.name);
+        if recreate && !used {
+            create.push(NetworkCreate {
+                name: network.name.clone(),
+                encrypted: network.encrypted,
+                mtu,
+                recreate: true,
+            });
+        } else {
+            let hint = if used {
+                "services use it: remove them (or their stacks) first, then `init --recreate-networks`"
+            } else {
+                "`init --recreate-networks` removes and creates it again, since no service uses it"
+            };
             drift.push(format!(
-                "network {} differs from the inventory ({}); it is left as it is: remove it once no service uses it, and re-run",
+                "network {} differs from the inventory ({}); left as it is: {hint}",
                 network.name,
                 differences.join("; ")
             ));
         }
     }
     (create, drift)
+}
+
+/// What goes away: stacks marked absent (or, with `prune`, no longer in the inventory though
+/// clusterup deployed them), and old versions of the inventory's secrets no service uses.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Cleanup {
+    /// (stack, why)
+    pub stacks: Vec<(String, &'static str)>,
+    pub secrets: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+pub fn plan_cleanup(
+    present: &[&str],
+    absent: &[String],
+    secret_names: &BTreeMap<String, String>,
+    observed: &Observed,
+    prune: bool,
+) -> Cleanup {
+    let mut out = Cleanup::default();
+    for stack in absent {
+        if observed.stacks.contains(stack) || observed.deployed.contains_key(stack) {
+            out.stacks.push((stack.clone(), "marked absent"));
+        }
+    }
+    for stack in observed.deployed.keys() {
+        if present.contains(&stack.as_str()) || absent.contains(stack) {
+            continue;
+        }
+        if prune {
+            out.stacks.push((stack.clone(), "no longer in the inventory"));
+        } else {
+            out.warnings.push(format!(
+                "stack {stack} was deployed by clusterup and is no longer in the inventory; it keeps running. \
+                 Mark it `state: absent`, or run `init --prune-stacks`, to remove it"
+            ));
+        }
+    }
+    // `NAME_<8 hex>`: a version clusterup made of the inventory secret NAME.
+    for (logical, current) in secret_names {
+        let prefix = format!("{logical}_");
+        for existing in &observed.secrets {
+            let version = existing.strip_prefix(&prefix).unwrap_or_default();
+            let ours = version.len() == 8 && version.chars().all(|c| c.is_ascii_hexdigit());
+            if ours && existing != current && !observed.secrets_used.contains(existing) {
+                out.secrets.push(existing.clone());
+            }
+        }
+    }
+    out
 }
 
 /// A stack is deployed when it is new, gone, changed, or `force`d.
@@ -170,14 +258,56 @@ mod tests {
             net("database", true, None),
             net("object-store", false, Some(1400)),
         ];
-        let (create, drift) = plan_networks(&wanted, &[1500], &o);
-        assert_eq!(create, vec![NetworkCreate { name: "object-store".into(), encrypted: false, mtu: 1400 }]);
+        let (create, drift) = plan_networks(&wanted, &[1500], &o, false);
+        assert_eq!(
+            create,
+            vec![NetworkCreate { name: "object-store".into(), encrypted: false, mtu: 1400, recreate: false }]
+        );
         assert_eq!(drift.len(), 1);
         assert!(
             drift[0].contains("network database")
                 && drift[0].contains("encrypted: inventory true, swarm false"),
             "{}",
             drift[0]
+        );
+    }
+
+    #[test]
+    fn a_drifted_network_is_recreated_only_when_asked_and_unused() {
+        let text = "network {\"Id\":\"n1\",\"Name\":\"database\",\"Attachable\":true,\"Options\":{\"com.docker.network.driver.mtu\":\"1450\"}}\n";
+        let wanted = [net("database", true, None)];
+        let (create, drift) = plan_networks(&wanted, &[1500], &observed(text), true);
+        assert_eq!(
+            create,
+            vec![NetworkCreate { name: "database".into(), encrypted: true, mtu: 1450, recreate: true }]
+        );
+        assert!(drift.is_empty());
+        let used = format!("{text}network-used n1\n");
+        let (create, drift) = plan_networks(&wanted, &[1500], &observed(&used), true);
+        assert!(create.is_empty());
+        assert!(drift[0].contains("services use it"), "{drift:?}");
+        let (create, drift) = plan_networks(&wanted, &[1500], &observed(text), false);
+        assert!(create.is_empty() && drift[0].contains("--recreate-networks"), "{drift:?}");
+    }
+
+    #[test]
+    fn absent_and_pruned_stacks_and_unused_old_secret_versions_go() {
+        let o = observed(
+            "stack app\nstack old\nstack gone\nstack manual\ndeployed app a\ndeployed old b\ndeployed gone c\n\
+             secret pg_00000001\nsecret pg_00000002\nsecret pg_00000003\nsecret pg_extra\nsecret other_00000001\n\
+             secret-used pg_00000002\n",
+        );
+        let names: BTreeMap<String, String> = [("pg".to_string(), "pg_00000003".to_string())].into();
+        let c = plan_cleanup(&["app"], &["old".to_string()], &names, &o, false);
+        assert_eq!(c.stacks, vec![("old".to_string(), "marked absent")]);
+        assert_eq!(c.secrets, ["pg_00000001"], "the current one, one in use, and others' stay");
+        assert_eq!(c.warnings.len(), 1, "gone is reported, not removed: {:?}", c.warnings);
+        assert!(c.warnings[0].contains("stack gone"), "{:?}", c.warnings);
+        let c = plan_cleanup(&["app"], &["old".to_string()], &names, &o, true);
+        assert_eq!(
+            c.stacks,
+            vec![("old".to_string(), "marked absent"), ("gone".to_string(), "no longer in the inventory")],
+            "a stack clusterup never deployed (manual) is never pruned"
         );
     }
 

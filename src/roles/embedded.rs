@@ -50,6 +50,8 @@ role_files!(
     "stacks/converge.sh",
     "stacks/record.sh",
     "stacks/deployed.sh",
+    "stacks/remove.sh",
+    "stacks/secret-remove.sh",
     "stacks/services.sh",
     "stacks/volumes.sh",
     "state/role.yml",

@@ -24,17 +24,25 @@ pub struct ServicesPlan {
     pub deploys: Vec<(Rendered, &'static str)>,
     /// Every NFS-backed volume of every stack: "NAME O DEVICE" lines for roles/stacks/volumes.sh.
     pub volumes: Vec<String>,
+    /// Stacks to remove, and why.
+    pub removals: Vec<(String, &'static str)>,
+    /// Old versions of the inventory's secrets that no service uses.
+    pub secret_prunes: Vec<String>,
 }
 
 impl ServicesPlan {
     pub fn changes(&self) -> Vec<Change> {
         let mut out = Vec::new();
+        for (stack, why) in &self.removals {
+            out.push(Change::new(CLUSTER, "stack", format!("remove stack {stack} ({why})")));
+        }
         for n in &self.networks {
             let enc = if n.encrypted { ", encrypted" } else { "" };
+            let verb = if n.recreate { "remove and create again" } else { "create" };
             out.push(Change::new(
                 CLUSTER,
                 "network",
-                format!("create overlay network {} (mtu {}{enc})", n.name, n.mtu),
+                format!("{verb} overlay network {} (mtu {}{enc})", n.name, n.mtu),
             ));
         }
         for (_, name, _) in &self.secrets {
@@ -43,12 +51,18 @@ impl ServicesPlan {
         for (r, why) in &self.deploys {
             out.push(Change::new(CLUSTER, "stack", format!("deploy stack {} ({why})", r.stack)));
         }
+        for name in &self.secret_prunes {
+            out.push(Change::new(CLUSTER, "secret", format!("remove unused secret {name}")));
+        }
         out
     }
 }
 
 fn wanted(run: &Run) -> bool {
-    !run.inv.networks.is_empty() || !run.inv.stacks.is_empty() || !run.inv.secrets.is_empty()
+    !run.inv.networks.is_empty()
+        || !run.inv.stacks.is_empty()
+        || !run.inv.secrets.is_empty()
+        || !run.inv.absent_stacks.is_empty()
 }
 
 fn leader(run: &Run) -> Option<Arc<Session>> {
@@ -194,7 +208,8 @@ fn decide(run: &mut Run, observed: &Observed) -> Result<ServicesPlan> {
         .filter(|h| h.is_swarm_node())
         .filter_map(|h| run.facts.get(&h.name).and_then(|f| f.route_mtu))
         .collect();
-    let (networks, drift) = services::plan_networks(&run.inv.networks, &mtus, observed);
+    let (networks, drift) =
+        services::plan_networks(&run.inv.networks, &mtus, observed, run.options.recreate_networks);
     for d in drift {
         if !run.report.warnings.contains(&d) {
             run.report.warnings.push(d);
@@ -221,7 +236,22 @@ fn decide(run: &mut Run, observed: &Observed) -> Result<ServicesPlan> {
             deploys.push((rendered, why));
         }
     }
-    Ok(ServicesPlan { networks, secrets, deploys, volumes })
+    let present: Vec<&str> = run.inv.stacks.iter().map(|s| s.name.as_str()).collect();
+    let cleanup =
+        services::plan_cleanup(&present, &run.inv.absent_stacks, &names, observed, run.options.prune_stacks);
+    for w in cleanup.warnings {
+        if !run.report.warnings.contains(&w) {
+            run.report.warnings.push(w);
+        }
+    }
+    Ok(ServicesPlan {
+        networks,
+        secrets,
+        deploys,
+        volumes,
+        removals: cleanup.stacks,
+        secret_prunes: cleanup.secrets,
+    })
 }
 
 pub async fn apply(run: &mut Run) {
@@ -256,12 +286,20 @@ pub async fn apply(run: &mut Run) {
 
 async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Result<()> {
     let role = roles::role("stacks");
+    let timeout = run.options.converge_timeout;
+    for (stack, _) in &plan.removals {
+        run.progress.step(&session.host, &format!("removing stack {stack}"));
+        let inputs = [Input::new("STACK", stack.clone()), Input::new("TIMEOUT", timeout.to_string())];
+        changed(run, session, &commands::script(&role.step("remove"), &inputs, session.sudo), "stack")
+            .await?;
+    }
     for n in &plan.networks {
         run.progress.step(&session.host, &format!("creating network {}", n.name));
         let inputs = [
             Input::new("NAME", n.name.clone()),
             Input::new("ENCRYPTED", if n.encrypted { "yes" } else { "no" }),
             Input::new("MTU", n.mtu.to_string()),
+            Input::new("RECREATE", if n.recreate { "yes" } else { "no" }),
         ];
         changed(
             run,
@@ -285,7 +323,6 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
         )
         .await?;
     }
-    let timeout = run.options.converge_timeout;
     for (rendered, _) in &plan.deploys {
         run.progress.step(&session.host, &format!("deploying stack {}", rendered.stack));
         let invocation = commands::script(
@@ -315,6 +352,17 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
             Input::new("CONTENT", rendered.deployed_text()),
         ];
         session.run_ok(&commands::script(&role.step("record"), &inputs, session.sudo)).await?;
+    }
+    if !plan.secret_prunes.is_empty() {
+        run.progress.step(&session.host, "removing unused secret versions");
+        let inputs = [Input::new("NAMES", plan.secret_prunes.join("\n"))];
+        changed(
+            run,
+            session,
+            &commands::script(&role.step("secret-remove"), &inputs, session.sudo),
+            "secret",
+        )
+        .await?;
     }
     Ok(())
 }
