@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod commands;
 pub mod connection;
+pub mod engine;
 pub mod facts;
 pub mod images;
 pub mod inventory;

@@ -99,7 +99,7 @@ fn hosts_nas_and_domain() {
     assert_eq!(inv.networks.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["reverse-proxy"]);
 
     // What it deploys renders, and passes the checks `init` runs before its first change.
-    let secrets = crate::templates::secret_names(&inv.secrets).unwrap();
+    let secrets = crate::templates::secret_names(&inv.secrets, b"a cluster's key").unwrap();
     for stack in &inv.stacks {
         crate::templates::render_stack(&inv, stack, &secrets)
             .unwrap_or_else(|e| panic!("{}: {e:#}", stack.name));

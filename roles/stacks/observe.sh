@@ -6,6 +6,7 @@
 #   deployed <stack> <sha256>                   (digest of what clusterup last deployed)
 #   secret-used <name>                          (a secret some service mounts)
 #   network-used <id or name>                   (a network some service is attached to)
+#   key <hex>                                   (the key secret names are made with)
 # Read-only; run on a manager.
 set -eu
 docker network ls --filter driver=overlay -q | while read -r id; do
@@ -22,4 +23,7 @@ if [ -n "$services" ]; then
   docker service inspect --format \
     '{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}secret-used {{.SecretName}}{{"\n"}}{{end}}{{range .Spec.TaskTemplate.Networks}}network-used {{.Target}}{{"\n"}}{{end}}' \
     $services | sed '/^$/d' | sort -u
+fi
+if docker config inspect clusterup-secret-key >/dev/null 2>&1; then
+  printf 'key %s\n' "$(docker config inspect --format '{{printf "%s" .Spec.Data}}' clusterup-secret-key)"
 fi

@@ -1,5 +1,5 @@
 //! The cluster lock: one `init` at a time. It is a file (/var/lib/clusterup/lock) naming its
-//! holder, taken on every reachable manager and held only when a majority of the inventory's
+//! holder, taken on every reachable manager and held only when a majority of the cluster's
 //! managers gave it: two operators can never both hold a majority, whichever managers each
 //! of them reaches and wherever the swarm's leadership moves during a run. It is refreshed
 //! while the run lasts; a run that can no longer refresh a majority stops. A lock whose
@@ -47,15 +47,31 @@ enum Answer {
     Held(String),
 }
 
-/// Takes the lock on a majority of the inventory's managers, waiting up to `wait` for another
+/// Takes the lock on a majority of the cluster's managers, waiting up to `wait` for another
 /// holder. `Ok(None)` when no manager is reachable (nothing cluster-wide can change); `Err`
 /// says who holds it, or why no majority could be had.
 pub async fn acquire(run: &mut Run, wait: Duration) -> Result<Option<ClusterLock>, String> {
-    let reachable = run.healthy_managers();
+    // The managers: the inventory's, and hosts that are managers now though the inventory
+    // is about to demote them (they still vote in the swarm until then).
+    let is_manager_now = |name: &str| {
+        run.facts
+            .get(name)
+            .and_then(|f| f.swarm.as_ref())
+            .is_some_and(|s| s.is_active() && s.control_available)
+    };
+    let candidates: Vec<String> = run
+        .inv
+        .hosts
+        .iter()
+        .filter(|h| h.is_manager() || (h.is_swarm_node() && is_manager_now(&h.name)))
+        .map(|h| h.name.clone())
+        .collect();
+    let healthy = run.healthy();
+    let reachable: Vec<String> = candidates.iter().filter(|h| healthy.contains(h)).cloned().collect();
     if reachable.is_empty() {
         return Ok(None);
     }
-    let managers = run.inv.hosts.iter().filter(|h| h.is_manager()).count();
+    let managers = candidates.len();
     let majority = managers / 2 + 1;
     let nonce =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
@@ -141,7 +157,7 @@ pub async fn acquire(run: &mut Run, wait: Duration) -> Result<Option<ClusterLock
             ));
         }
         let mut reason = format!(
-            "the cluster lock needs a majority ({majority}) of the inventory's {managers} manager(s), and only {} \
+            "the cluster lock needs a majority ({majority}) of the cluster's {managers} manager(s), and only {} \
              could take it; bring the others back first",
             acquired.len()
         );

@@ -1,13 +1,15 @@
 //! One SSH connection to a host, and running commands over it.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use russh::ChannelMsg;
 use russh::client::{self, Handle};
 use russh::keys::PublicKeyOrCertificate;
+use russh::{Channel, ChannelMsg};
 
 use super::{auth, known_hosts};
 use crate::commands::Invocation;
@@ -43,7 +45,8 @@ impl client::Handler for Client {
 pub struct Session {
     /// The inventory name of the host.
     pub host: String,
-    handle: Handle<Client>,
+    /// Shared with the channel openers handed out ([`Session::channel_opener`]).
+    handle: Arc<Handle<Client>>,
     /// The bastion's connection, kept open as long as the tunnel through it is used.
     _jump: Option<Handle<Client>>,
     /// Non-root users run host scripts through `sudo -n`.
@@ -86,6 +89,10 @@ pub fn status_in_words(status: u32) -> String {
         _ => format!("exit {status}"),
     }
 }
+
+/// What [`Session::channel_opener`] returns.
+pub type ChannelOpener =
+    Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Channel<client::Msg>>> + Send>> + Send + Sync>;
 
 fn client_config() -> client::Config {
     client::Config {
@@ -157,7 +164,7 @@ pub async fn connect(host: &Host, log: Arc<RunLog>) -> Result<Session> {
     log.line(&host.name, &format!("connected as {} in {:.2} s", ssh.user, started.elapsed().as_secs_f64()));
     Ok(Session {
         host: host.name.clone(),
-        handle,
+        handle: Arc::new(handle),
         _jump: jump,
         sudo: ssh.user != "root",
         command_timeout: ssh.command_timeout,
@@ -261,6 +268,57 @@ impl Session {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
+    }
+
+    /// Starts `command` on an exec channel of its own and returns the channel (see
+    /// [`Session::channel_opener`]).
+    pub async fn open_channel(&self, command: &str) -> Result<Channel<client::Msg>> {
+        (self.channel_opener())(command.to_string()).await
+    }
+
+    /// What opens exec channels on this connection from anywhere, for as long as it is up: a
+    /// cloneable, `'static` function of the command line (run as given: `sudo -n` is the
+    /// caller's, see [`Session::sudo`]). Its future resolves once the command has been started
+    /// (within `command_timeout`); errors name the host and the command, and the run log gets
+    /// the command. The caller owns the channel and must drain it to its end (`wait()` until
+    /// `None`): a channel nobody reads stalls the whole connection.
+    ///
+    /// Its type is spelled out (no alias of this module is reachable from outside):
+    /// `Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = anyhow::Result<russh::Channel<russh::client::Msg>>> + Send>> + Send + Sync>`.
+    pub fn channel_opener(&self) -> ChannelOpener {
+        let host = self.host.clone();
+        let handle = self.handle.clone();
+        let limit = self.command_timeout;
+        let log = self.log.clone();
+        Arc::new(move |command: String| {
+            let (host, handle, log) = (host.clone(), handle.clone(), log.clone());
+            Box::pin(async move {
+                let failed = |e: russh::Error| anyhow!("{host}: could not start `{command}`: {e}");
+                let open = async {
+                    let channel = handle.channel_open_session().await.map_err(failed)?;
+                    channel.exec(true, command.as_bytes()).await.map_err(failed)?;
+                    Ok::<_, anyhow::Error>(channel)
+                };
+                let channel = tokio::time::timeout(limit, open).await.map_err(|_| {
+                    anyhow!(
+                        "{host}: `{command}` did not start within {} s (command_timeout)",
+                        limit.as_secs()
+                    )
+                })??;
+                log.line(&host, &format!("{command} -> channel open"));
+                Ok(channel)
+            })
+        })
+    }
+
+    /// The inventory's `command_timeout` for this host.
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    /// The run log this session writes to.
+    pub fn run_log(&self) -> Arc<RunLog> {
+        self.log.clone()
     }
 
     pub async fn close(self) {

@@ -22,6 +22,8 @@ pub struct Observed {
     pub secrets_used: BTreeSet<String>,
     /// Networks (ids or names) some service is attached to.
     pub networks_used: BTreeSet<String>,
+    /// The key secret names are made with (hex), once the cluster has one.
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -56,6 +58,7 @@ impl Observed {
                 "secret-used" => {
                     observed.secrets_used.insert(rest.to_string());
                 }
+                "key" => observed.key = Some(rest.trim().to_string()).filter(|k| !k.is_empty()),
                 "network-used" => {
                     observed.networks_used.insert(rest.to_string());
                 }

@@ -50,25 +50,24 @@ pub fn check(inv: &Inventory, values: SecretValues) -> Findings {
     findings
 }
 
-/// The swarm name of each secret, or a placeholder (with the reason) where its value is not
-/// at hand.
+/// Placeholders for the secrets' swarm names, which only the cluster can give (they are keyed
+/// by its own key), and a problem for each secret whose value is not at hand.
 pub fn secret_names_or_placeholders(inv: &Inventory) -> (BTreeMap<String, String>, Vec<(u64, String)>) {
     let mut names = BTreeMap::new();
     let mut problems = Vec::new();
     for secret in &inv.secrets {
-        match secret_value(secret) {
-            Ok(value) => {
-                names.insert(secret.name.clone(), super::versioned(&secret.name, value.as_bytes()));
-            }
-            Err(e) => {
-                let placeholder = match &secret.source {
-                    SecretSource::Env(var) => format!("{}_<value of ${var}>", secret.name),
-                    SecretSource::File(_) => format!("{}_<value of its file>", secret.name),
-                };
-                names.insert(secret.name.clone(), placeholder);
+        let placeholder = match (secret_value(secret), &secret.source) {
+            (Ok(_), _) => format!("{}_<named by the cluster>", secret.name),
+            (Err(e), SecretSource::Env(var)) => {
                 problems.push((0, format!("{e:#}")));
+                format!("{}_<value of ${var}>", secret.name)
             }
-        }
+            (Err(e), SecretSource::File(_)) => {
+                problems.push((0, format!("{e:#}")));
+                format!("{}_<value of its file>", secret.name)
+            }
+        };
+        names.insert(secret.name.clone(), placeholder);
     }
     (names, problems)
 }

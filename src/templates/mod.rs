@@ -106,10 +106,34 @@ fn load(stack: &Stack) -> Result<Template> {
     }
 }
 
-/// The swarm name of each inventory secret: content-addressed, so a new value is a new
-/// secret and the services using it roll.
-pub fn secret_names(secrets: &[Secret]) -> Result<BTreeMap<String, String>> {
-    secrets.iter().map(|s| Ok((s.name.clone(), versioned(&s.name, secret_value(s)?.as_bytes())))).collect()
+/// The swarm name of each inventory secret: `NAME_` and 8 hex digits of an HMAC of its value
+/// under the cluster's own key (a random key kept in the swarm). A new value is a new secret,
+/// so the services using it roll; and since the key is the cluster's, the name shown by
+/// `docker secret ls` or a log cannot be used to confirm a guessed password offline.
+pub fn secret_names(secrets: &[Secret], key: &[u8]) -> Result<BTreeMap<String, String>> {
+    secrets
+        .iter()
+        .map(|s| {
+            let mac = hmac_sha256(key, secret_value(s)?.as_bytes());
+            let hex: String = mac.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            Ok((s.name.clone(), format!("{}_{hex}", s.name)))
+        })
+        .collect()
+}
+
+/// HMAC-SHA256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
 }
 
 pub fn secret_value(secret: &Secret) -> Result<String> {

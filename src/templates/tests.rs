@@ -163,14 +163,35 @@ fn undefined_variables_and_missing_services_are_errors() {
 }
 
 #[test]
-fn secrets_get_content_addressed_names() {
+fn hmac_matches_rfc_4231() {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    // Test case 2: a short key.
+    assert_eq!(
+        hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    // Test case 6: a key longer than the block, hashed first.
+    assert_eq!(
+        hex(&hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+    );
+}
+
+#[test]
+fn secrets_get_names_keyed_by_the_cluster() {
     let dir = std::env::temp_dir().join(format!("clusterup-sec-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("pw"), "hunter2\n").unwrap();
     let text = "cluster: {name: t}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager]}\nsecrets:\n  - {name: pg, file: ./pw}\n";
     let inv = Inventory::from_text(&dir.join("inv.yml"), text).unwrap();
-    let names = secret_names(&inv.secrets).unwrap();
-    assert_eq!(names["pg"], format!("pg_{}", &sha256_hex(b"hunter2")[..8]));
+    let names = secret_names(&inv.secrets, b"key of cluster a").unwrap();
+    let expected: String =
+        hmac_sha256(b"key of cluster a", b"hunter2").iter().take(4).map(|b| format!("{b:02x}")).collect();
+    assert_eq!(names["pg"], format!("pg_{expected}"));
+    // Another cluster's key names the same value differently; the plain digest is not used.
+    let other = secret_names(&inv.secrets, b"key of cluster b").unwrap();
+    assert_ne!(names["pg"], other["pg"]);
+    assert_ne!(names["pg"], format!("pg_{}", &sha256_hex(b"hunter2")[..8]));
     assert_eq!(secret_value(&inv.secrets[0]).unwrap(), "hunter2");
 }
 

@@ -28,6 +28,9 @@ pub struct ServicesPlan {
     pub removals: Vec<(String, &'static str)>,
     /// Old versions of the inventory's secrets that no service uses.
     pub secret_prunes: Vec<String>,
+    /// The key secret names are made with, when the cluster has none yet (hex): made once,
+    /// at observation, so the names confirmed are the names created.
+    pub new_key: Option<String>,
 }
 
 impl ServicesPlan {
@@ -44,6 +47,9 @@ impl ServicesPlan {
                 "network",
                 format!("{verb} overlay network {} (mtu {}{enc})", n.name, n.mtu),
             ));
+        }
+        if self.new_key.is_some() {
+            out.push(Change::new(CLUSTER, "secret", "create the secret-naming key clusterup-secret-key"));
         }
         for (_, name, _) in &self.secrets {
             out.push(Change::new(CLUSTER, "secret", format!("create secret {name}")));
@@ -104,7 +110,8 @@ pub async fn observe(run: &mut Run) {
         }
         None => Observed::default(),
     };
-    match decide(run, &observed) {
+    let new_key = observed.key.is_none().then(new_key);
+    match decide(run, &observed, new_key) {
         Ok(plan) => {
             let volumes = plan.volumes.clone();
             run.services = plan;
@@ -200,7 +207,21 @@ async fn check_volumes(run: &mut Run, volumes: &[String], recreate: bool) {
     }
 }
 
-fn decide(run: &mut Run, observed: &Observed) -> Result<ServicesPlan> {
+/// 32 random bytes from the OS, as hex: a cluster's secret-naming key.
+fn new_key() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if let Err(e) = read {
+        // Never a weak key: without the OS's randomness nothing sensible can be made.
+        panic!("cannot read /dev/urandom for the secret-naming key: {e}");
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The plan for the cluster objects, given what is there. `new_key` is the key to create when
+/// the cluster has none.
+fn decide(run: &mut Run, observed: &Observed, new_key: Option<String>) -> Result<ServicesPlan> {
     let mtus: Vec<u32> = run
         .inv
         .hosts
@@ -215,7 +236,8 @@ fn decide(run: &mut Run, observed: &Observed) -> Result<ServicesPlan> {
             run.report.warnings.push(d);
         }
     }
-    let names = templates::secret_names(&run.inv.secrets)?;
+    let key = observed.key.clone().or_else(|| new_key.clone()).unwrap_or_default();
+    let names = templates::secret_names(&run.inv.secrets, key.as_bytes())?;
     let mut secrets = Vec::new();
     for secret in &run.inv.secrets {
         let swarm_name = &names[&secret.name];
@@ -251,6 +273,7 @@ fn decide(run: &mut Run, observed: &Observed) -> Result<ServicesPlan> {
         volumes,
         removals: cleanup.stacks,
         secret_prunes: cleanup.secrets,
+        new_key: if observed.key.is_none() { new_key } else { None },
     })
 }
 
@@ -262,10 +285,12 @@ pub async fn apply(run: &mut Run) {
         run.report.fail_cluster("no manager of the swarm is available to create networks and deploy stacks");
         return;
     };
-    // The swarm may have been created moments ago: decide again from what is there now.
+    // Look again before acting: the steps confirmed must still be the steps to take. If
+    // someone changed the cluster since it was observed, stop rather than act on a stale plan.
     run.progress.step(&session.host, "reading networks and stacks");
+    let new_key = run.services.new_key.clone();
     let plan = match observe_on(&session).await {
-        Ok(observed) => decide(run, &observed),
+        Ok(observed) => decide(run, &observed, new_key),
         Err(e) => Err(e),
     };
     let plan = match plan {
@@ -275,6 +300,18 @@ pub async fn apply(run: &mut Run) {
             return;
         }
     };
+    let (confirmed, now) = (run.services.changes(), plan.changes());
+    if confirmed != now {
+        let list =
+            |changes: &[Change]| changes.iter().map(|c| format!("\n    {}", c.what)).collect::<String>();
+        run.report.fail_cluster(format!(
+            "the cluster changed between the plan and now; nothing was changed on it. Planned:{}\n  now needed:{}\n  \
+             Run `clusterup plan` again to see the new plan.",
+            list(&confirmed),
+            list(&now)
+        ));
+        return;
+    }
     if run.options.recreate_volumes {
         let volumes = plan.volumes.clone();
         check_volumes(run, &volumes, true).await;
@@ -308,6 +345,11 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
             "network",
         )
         .await?;
+    }
+    if let Some(key) = &plan.new_key {
+        let inputs = [Input::secret("KEY", key.clone())];
+        changed(run, session, &commands::script(&role.step("key-create"), &inputs, session.sudo), "secret")
+            .await?;
     }
     for (logical, swarm_name, value) in &plan.secrets {
         let inputs = [

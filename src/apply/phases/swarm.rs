@@ -9,6 +9,7 @@ use anyhow::{Result, anyhow};
 use crate::apply::Run;
 use crate::commands::{self, Input};
 use crate::connection::Session;
+use crate::engine;
 use crate::plan::swarm::{self, Absent, Member, Step, SwarmNode};
 use crate::roles;
 
@@ -296,28 +297,28 @@ async fn node_id_from(session: &Session, invocation: &commands::Invocation) -> R
 }
 
 async fn join_tokens(session: &Session) -> Result<(String, String)> {
-    let script = roles::role("swarm").step("join-tokens");
-    let output = session.run(&commands::script(&script, &[], session.sudo)).await?;
-    let token = |kind: &str| {
-        output
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{kind}=")))
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-    };
-    match (output.success(), token("worker"), token("manager")) {
-        (true, Some(w), Some(m)) => Ok((w, m)),
-        _ => Err(anyhow!("{}: could not read the join tokens: {}", session.host, output.tail())),
-    }
+    let docker = engine::connect(session).await?;
+    engine::join_tokens(&docker).await.map_err(|e| anyhow!("{}: {e:#}", session.host))
 }
 
-fn join_inputs(token: &str, addr: &str, advertise: &str) -> Vec<Input> {
-    vec![
-        Input::secret("JOIN_TOKEN", token),
-        Input::new("MANAGER_ADDR", addr),
-        Input::new("ADVERTISE_ADDR", advertise),
-    ]
+/// Joins the host through its engine's API, so the token travels in the request body and is
+/// in no process list or sudo log on the host. A host already in a swarm is refused, never
+/// silently re-joined. Returns its node ID.
+async fn join_host(session: &Session, token: &str, addr: &str, advertise: &str) -> Result<String> {
+    let docker = engine::connect(session).await?;
+    let on_host = |e: anyhow::Error| anyhow!("{}: {e:#}", session.host);
+    let state = engine::swarm_state(&docker).await.map_err(on_host)?;
+    if state != "inactive" {
+        return Err(anyhow!(
+            "{}: this host's swarm state is '{state}', not 'inactive': refusing to join",
+            session.host
+        ));
+    }
+    session
+        .run_log()
+        .line(&session.host, &format!("swarm join through {addr} (advertise {advertise}, token <secret>)"));
+    engine::swarm_join(&docker, token, addr, advertise).await.map_err(on_host)?;
+    engine::node_id(&docker).await.map_err(on_host)
 }
 
 async fn join_one(
@@ -332,12 +333,7 @@ async fn join_one(
     };
     let Some(session) = usable(run, host) else { return };
     run.progress.step(host, "joining the swarm as manager");
-    let invocation = commands::script(
-        &roles::role("swarm").step("join"),
-        &join_inputs(token, addr, advertise),
-        session.sudo,
-    );
-    match node_id_from(&session, &invocation).await {
+    match join_host(&session, token, addr, advertise).await {
         Ok(id) => {
             node_ids.insert(host.clone(), id);
             run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
@@ -365,12 +361,10 @@ async fn join_workers(
     for h in &hosts {
         run.progress.step(h, "joining the swarm as worker");
     }
-    let script = roles::role("swarm").step("join");
     let results = run
         .each(&hosts, |name, session| {
-            let invocation =
-                commands::script(&script, &join_inputs(token, addr, &advertise[&name]), session.sudo);
-            async move { node_id_from(&session, &invocation).await }
+            let (token, addr, advertise) = (token.to_string(), addr.to_string(), advertise[&name].clone());
+            async move { join_host(&session, &token, &addr, &advertise).await }
         })
         .await;
     for (name, result) in results {

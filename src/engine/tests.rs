@@ -1,0 +1,356 @@
+//! The engine client against an in-process SSH server whose `docker system dial-stdio` is a
+//! fake engine speaking HTTP/1.1 on the channel: real russh channels, real hyper, real bollard.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::keys::PrivateKey;
+use russh::server::{self, Auth, Msg, Session as ServerSession};
+use russh::{Channel, ChannelId};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use super::{connect, connect_with, node_id, swarm_join};
+use crate::connection::{self, Session};
+use crate::inventory::Inventory;
+use crate::report::RunLog;
+
+/// What the fake engine saw and how it behaves.
+#[derive(Default)]
+struct Engine {
+    /// The command line of every exec channel, in order.
+    execs: Vec<String>,
+    /// How many exec channels got EOF from the client (`dial-stdio` exits then).
+    eofs: usize,
+    requests: Vec<Seen>,
+    /// Every exec fails as `sudo -n` does without a rule for the user.
+    refuse: bool,
+    /// The engine closes each channel after one response (as when it restarts).
+    hang_up: bool,
+    joined: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One SSH connection to the fake host; its channels share the [`Engine`].
+struct FakeHost {
+    engine: Arc<Mutex<Engine>>,
+    pending: HashMap<ChannelId, Vec<u8>>,
+}
+
+impl server::Handler for FakeHost {
+    type Error = russh::Error;
+
+    async fn auth_publickey(
+        &mut self,
+        _: &str,
+        _: server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(Auth::Accept)
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: server::ChannelOpenHandle,
+        _session: &mut ServerSession,
+    ) -> Result<(), Self::Error> {
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        command: &[u8],
+        session: &mut ServerSession,
+    ) -> Result<(), Self::Error> {
+        let refuse = {
+            let mut engine = self.engine.lock().unwrap();
+            engine.execs.push(String::from_utf8_lossy(command).into_owned());
+            engine.refuse
+        };
+        session.channel_success(channel)?;
+        if refuse {
+            session.extended_data(channel, 1, "sudo: a password is required\n")?;
+            session.exit_status_request(channel, 1)?;
+            session.eof(channel)?;
+            session.close(channel)?;
+        }
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut ServerSession,
+    ) -> Result<(), Self::Error> {
+        let pending = self.pending.entry(channel).or_default();
+        pending.extend_from_slice(data);
+        while let Some(seen) = take_request(pending) {
+            let mut engine = self.engine.lock().unwrap();
+            let response = answer(&mut engine, &seen);
+            engine.requests.push(seen);
+            session.data(channel, response)?;
+            if engine.hang_up {
+                session.eof(channel)?;
+                session.exit_status_request(channel, 0)?;
+                session.close(channel)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut ServerSession,
+    ) -> Result<(), Self::Error> {
+        self.engine.lock().unwrap().eofs += 1;
+        session.eof(channel)?;
+        session.exit_status_request(channel, 0)?;
+        session.close(channel)?;
+        Ok(())
+    }
+}
+
+/// One whole HTTP/1.1 request off the front of `pending`, if it has arrived.
+fn take_request(pending: &mut Vec<u8>) -> Option<Seen> {
+    let end = pending.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let (method, target) = (first.next()?.to_string(), first.next()?.to_string());
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse::<usize>().unwrap());
+    if pending.len() < end + 4 + length {
+        return None;
+    }
+    let body = String::from_utf8_lossy(&pending[end + 4..end + 4 + length]).into_owned();
+    pending.drain(..end + 4 + length);
+    Some(Seen { method, target, headers, body })
+}
+
+/// What Docker 20.10 answers, as far as these tests go.
+fn answer(engine: &mut Engine, seen: &Seen) -> String {
+    let path = seen.target.split('?').next().unwrap_or_default();
+    let (status, body) = if seen.header("host").is_none_or(str::is_empty) || !seen.target.starts_with('/') {
+        (400, json!({"message": "missing required Host header"}))
+    } else if path.ends_with("/version") {
+        (
+            200,
+            json!({"Version": "20.10.24+dfsg1", "ApiVersion": "1.41", "MinAPIVersion": "1.12", "Os": "linux"}),
+        )
+    } else if path.ends_with("/info") {
+        let (id, state) = if engine.joined { ("n0de1d", "active") } else { ("", "inactive") };
+        (
+            200,
+            json!({"Name": "fakehost", "ServerVersion": "20.10.24", "Swarm": {"NodeID": id, "LocalNodeState": state}}),
+        )
+    } else if path.ends_with("/swarm/join") && seen.method == "POST" {
+        if engine.joined {
+            (503, json!({"message": "This node is already part of a swarm."}))
+        } else {
+            engine.joined = true;
+            (200, Value::Null)
+        }
+    } else {
+        (404, json!({"message": "page not found"}))
+    };
+    let body = if body.is_null() { String::new() } else { body.to_string() };
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Service Unavailable",
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// Starts the fake host on a loopback port.
+async fn start(engine: Engine) -> (u16, Arc<Mutex<Engine>>) {
+    let engine = Arc::new(Mutex::new(engine));
+    let host_key =
+        PrivateKey::from_openssh(std::fs::read_to_string(fixture("host_ed25519")).unwrap()).unwrap();
+    let config = Arc::new(server::Config { keys: vec![host_key], ..Default::default() });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let shared = engine.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handler = FakeHost { engine: shared.clone(), pending: HashMap::new() };
+            let config = config.clone();
+            tokio::spawn(async move {
+                if let Ok(session) = server::run_stream(config, stream, handler).await {
+                    let _ = session.await;
+                }
+            });
+        }
+    });
+    (port, engine)
+}
+
+async fn session(port: u16, user: &str) -> Session {
+    let dir = std::env::temp_dir().join(format!(
+        "clusterup-engine-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = format!(
+        "cluster: {{name: t}}\nssh: {{user: {user}, port: {port}, identity_file: {}, known_hosts: {}, \
+         host_key_policy: accept-new, connect_timeout: 2, command_timeout: 5}}\n\
+         hosts:\n  - {{name: fake, address: 127.0.0.1, roles: [manager]}}\n",
+        fixture("client_ed25519").display(),
+        dir.join("known_hosts").display()
+    );
+    let host = Inventory::from_text(&dir.join("inv.yml"), &text).unwrap().hosts.remove(0);
+    let session = connection::connect(&host, Arc::new(RunLog::disabled())).await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    session
+}
+
+fn seen(engine: &Arc<Mutex<Engine>>) -> (Vec<String>, Vec<Seen>) {
+    let engine = engine.lock().unwrap();
+    (engine.execs.clone(), engine.requests.clone())
+}
+
+#[tokio::test]
+async fn negotiates_the_version_and_sends_origin_form_requests_with_a_host_header() {
+    let (port, engine) = start(Engine::default()).await;
+    let session = session(port, "admin").await;
+    let docker = connect(&session).await.unwrap();
+    assert_eq!(docker.client_version().to_string(), "1.41", "bollard speaks 1.53 unless told the engine's");
+    assert_eq!(docker.version().await.unwrap().api_version.as_deref(), Some("1.41"));
+    let (execs, requests) = seen(&engine);
+    // One channel for both requests (pooled), through sudo for a non-root user.
+    assert_eq!(execs, ["sudo -n docker system dial-stdio"]);
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_eq!(request.method, "GET");
+        assert!(request.target.starts_with('/'), "not origin-form: {request:?}");
+        assert_eq!(request.header("host"), Some("docker"), "{request:?}");
+    }
+    // The first request asks for the version; the second is versioned with the negotiated one.
+    assert!(requests[0].target.ends_with("/version"), "{requests:?}");
+    assert_eq!(requests[1].target, "/v1.41/version", "{requests:?}");
+}
+
+#[tokio::test]
+async fn root_needs_no_sudo_and_without_a_pool_every_request_has_a_channel_that_then_ends() {
+    let (port, engine) = start(Engine { joined: true, ..Engine::default() }).await;
+    let session = session(port, "root").await;
+    let docker = connect_with(&session, 0).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(node_id(&docker).await.unwrap(), "n0de1d");
+    }
+    let (execs, requests) = seen(&engine);
+    assert_eq!(execs, vec!["docker system dial-stdio"; 4], "negotiation and three /info, a channel each");
+    assert_eq!(requests.len(), 4);
+    // Each connection, dropped after its response, sent EOF: no dial-stdio is left behind.
+    for _ in 0..100 {
+        if engine.lock().unwrap().eofs == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(engine.lock().unwrap().eofs, 4);
+}
+
+#[tokio::test]
+async fn a_pooled_channel_the_engine_closed_is_not_reused() {
+    let (port, engine) = start(Engine { joined: true, hang_up: true, ..Engine::default() }).await;
+    let session = session(port, "admin").await;
+    let docker = connect(&session).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(node_id(&docker).await.unwrap(), "n0de1d");
+    let (execs, _) = seen(&engine);
+    assert_eq!(execs.len(), 2, "a second channel for the request after the hang-up: {execs:?}");
+}
+
+#[tokio::test]
+async fn swarm_join_sends_the_token_in_the_body_and_never_on_a_command_line() {
+    let (port, engine) = start(Engine::default()).await;
+    let session = session(port, "admin").await;
+    let docker = connect(&session).await.unwrap();
+    let error = node_id(&docker).await.unwrap_err().to_string();
+    assert!(
+        error.contains("fakehost") && error.contains("in no swarm") && error.contains("inactive"),
+        "{error}"
+    );
+
+    let token = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx";
+    swarm_join(&docker, token, "10.0.0.1:2377", "10.0.0.2").await.unwrap();
+    assert_eq!(node_id(&docker).await.unwrap(), "n0de1d");
+    let (execs, requests) = seen(&engine);
+    let join = requests.iter().find(|r| r.target.ends_with("/swarm/join")).unwrap();
+    assert_eq!(join.method, "POST");
+    assert_eq!(join.target, "/v1.41/swarm/join");
+    let body: Value = serde_json::from_str(&join.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"JoinToken": token, "RemoteAddrs": ["10.0.0.1:2377"], "AdvertiseAddr": "10.0.0.2", "ListenAddr": "0.0.0.0:2377"})
+    );
+    assert!(!join.target.contains("SWMTKN") && !format!("{:?}", join.headers).contains("SWMTKN"));
+    assert!(execs.iter().all(|e| !e.contains("SWMTKN")), "{execs:?}");
+
+    // The engine's refusal reaches the caller with its words.
+    let error = swarm_join(&docker, token, "10.0.0.1:2377", "10.0.0.2").await.unwrap_err().to_string();
+    assert!(error.contains("already part of a swarm") && error.contains("10.0.0.1:2377"), "{error}");
+    assert!(!error.contains("SWMTKN"), "{error}");
+}
+
+#[tokio::test]
+async fn a_dial_stdio_that_fails_is_explained_with_the_host_and_its_stderr() {
+    let (port, _engine) = start(Engine { refuse: true, ..Engine::default() }).await;
+    let session = session(port, "admin").await;
+    let error = connect(&session).await.unwrap_err().to_string();
+    assert!(error.starts_with("fake: "), "{error}");
+    assert!(error.contains("sudo -n docker system dial-stdio"), "{error}");
+    assert!(error.contains("exited 1: sudo: a password is required"), "{error}");
+}
+
+#[test]
+fn paths_get_the_negotiated_version_once_and_keep_their_query() {
+    let fix = |uri: &str, version: Option<&str>| {
+        let request = hyper::Request::builder().uri(uri).body(()).unwrap();
+        let request = super::transport::origin_form(request, version).unwrap();
+        (request.uri().to_string(), request.headers()["host"].to_str().unwrap().to_string())
+    };
+    // `/volumes` starts with `/v` but names no version.
+    assert_eq!(
+        fix("http://docker/volumes/create?a=1&b=2", Some("1.41")),
+        ("/v1.41/volumes/create?a=1&b=2".to_string(), "docker".to_string())
+    );
+    assert_eq!(fix("http://docker/v1.45/info", Some("1.41")).0, "/v1.45/info");
+    assert_eq!(fix("http://docker/version", None).0, "/version");
+    assert_eq!(fix("http://docker", Some("1.41")).0, "/v1.41/");
+}
