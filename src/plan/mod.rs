@@ -1,6 +1,7 @@
 //! Planning: from the inventory and the facts (plus the swarm's node list) to the list of
 //! changes, computed without touching any host. `plan` prints it; `init` carries it out.
 
+pub mod converge;
 pub mod diff;
 pub mod files;
 pub mod packages;

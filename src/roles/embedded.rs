@@ -45,7 +45,6 @@ role_files!(
     "stacks/network-create.sh",
     "stacks/secret-create.sh",
     "stacks/deploy.sh",
-    "stacks/converge.sh",
     "stacks/record.sh",
     "stacks/deployed.sh",
     "stacks/key-create.sh",

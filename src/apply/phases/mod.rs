@@ -2,6 +2,7 @@
 //! services (networks, secrets, stacks).
 
 pub mod connect;
+mod convergence;
 pub mod facts;
 pub mod images;
 pub mod packages;

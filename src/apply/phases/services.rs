@@ -377,15 +377,8 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
             continue;
         }
         run.progress.step(&session.host, &format!("waiting for stack {}", rendered.stack));
-        let inputs =
-            [Input::new("STACK", rendered.stack.clone()), Input::new("TIMEOUT", timeout.to_string())];
-        let out = session.run(&commands::script(&role.step("converge"), &inputs, session.sudo)).await?;
-        if !out.success() {
-            run.report.fail_cluster(format!(
-                "stack {}: services did not reach their desired replicas within {timeout} s:\n{}",
-                rendered.stack,
-                if out.stderr.trim().is_empty() { out.tail() } else { out.stderr.trim_end().to_string() }
-            ));
+        if let Err(why) = super::convergence::await_stack(session, &rendered.stack, timeout).await {
+            run.report.fail_cluster(format!("stack {}: {why}", rendered.stack));
             continue; // not recorded: the next run deploys it again
         }
         let inputs = [
