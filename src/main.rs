@@ -107,9 +107,13 @@ async fn run(cli: Cli) -> ExitCode {
                 diff: args.diff,
                 recreate_networks: args.cleanup.recreate_networks,
                 prune_stacks: args.cleanup.prune_stacks,
+                limit: args.cleanup.limit.clone(),
             };
             let exit_code = args.exit_code;
             let Some(inv) = load(&args.target.inventory) else { return ExitCode::from(EXIT_INVALID) };
+            if !limit_names_hosts(&inv, options.limit.as_deref()) {
+                return ExitCode::from(EXIT_INVALID);
+            }
             let code =
                 converge_inventory(inv, args.target.json, cli.log.as_deref(), options, "plan", false).await;
             match code {
@@ -152,8 +156,12 @@ async fn init(args: cli::InitArgs, log: Option<&Path>, remove: Option<String>) -
         diff: false,
         recreate_networks: args.cleanup.recreate_networks,
         prune_stacks: args.cleanup.prune_stacks,
+        limit: args.cleanup.limit.clone(),
     };
     let Some(mut inv) = load(&args.target.inventory) else { return ExitCode::from(EXIT_INVALID) };
+    if !limit_names_hosts(&inv, options.limit.as_deref()) {
+        return ExitCode::from(EXIT_INVALID);
+    }
     if let Some(name) = remove {
         let Some(host) = inv.hosts.iter_mut().find(|h| h.name == name) else {
             eprintln!("error: no host `{name}` in {}", inv.path.display());
@@ -192,6 +200,24 @@ async fn converge_inventory(
         }
     }
     report.succeeded().then_some(report.changed)
+}
+
+/// Every name given to `--limit` must be a host of the inventory; says which are not.
+fn limit_names_hosts(inv: &Inventory, limit: Option<&[String]>) -> bool {
+    let unknown: Vec<&String> =
+        limit.unwrap_or_default().iter().filter(|name| inv.host(name).is_none()).collect();
+    if unknown.is_empty() {
+        return true;
+    }
+    let hosts: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    let unknown: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
+    eprintln!(
+        "error: --limit names {}, not a host of {}; its hosts: {}",
+        unknown.join(", "),
+        inv.path.display(),
+        hosts.join(", ")
+    );
+    false
 }
 
 fn log_path(explicit: Option<&Path>, inv: &Inventory) -> PathBuf {

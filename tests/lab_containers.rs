@@ -143,6 +143,28 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     let out = clusterup(&["init", "-i", inv(&six), "--json"]);
     assert!(json(&out)["hosts"]["w2"]["changes"].to_string().contains("set node label disk=ssd"));
 
+    // 3c. `--limit w1`: only w1 changes; w2's new label waits for a run without the limit.
+    let both = write_inventory(
+        "six-limit.yml",
+        &[
+            ("m1", "manager", "zone: a"),
+            ("m2", "manager", "zone: b"),
+            ("m3", "manager", "zone: c"),
+            ("w1", "worker", "zone: b, rack: r1"),
+            ("w2", "worker", "zone: b, disk: ssd, rack: r2"),
+            ("w3", "worker", ""),
+        ],
+    );
+    let out = clusterup(&["init", "-i", inv(&both), "--json", "--limit", "w1"]);
+    assert!(out.status.success());
+    let report = json(&out);
+    assert_eq!(changed_hosts(&report), ["w1"], "{report}");
+    assert!(!report["hosts"].as_object().unwrap().contains_key("w2"), "w2 is not reached: {report}");
+    let out = clusterup(&["plan", "-i", inv(&both), "--json"]);
+    assert_eq!(changed_hosts(&json(&out)), ["w2"]);
+    let out = clusterup(&["init", "-i", inv(&six), "--json"]);
+    assert!(out.status.success());
+
     // 4. Through a bastion (m1, as root), with the key from ssh-agent instead of a file.
     let bastion = lab_dir().join("bastion.yml");
     let text = std::fs::read_to_string(&six).unwrap().replace("  identity_file: id_ed25519\n", "").replace(

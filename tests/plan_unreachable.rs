@@ -35,3 +35,28 @@ fn plan_with_every_host_unreachable_says_the_cluster_changes_are_unknown() {
     assert!(warnings.contains("changes to networks, secrets and stacks are unknown"), "{warnings}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_limit_naming_no_host_is_refused_before_any_connection() {
+    let dir = std::env::temp_dir().join(format!("clusterup-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let inventory = dir.join("inventory.yml");
+    std::fs::write(
+        &inventory,
+        "cluster: {name: lim}\nssh: {port: 1}\nhosts:\n  - {name: m1, address: 127.0.0.2, roles: [manager]}\n  - {name: w1, address: 127.0.0.3}\n",
+    )
+    .unwrap();
+    for command in ["plan", "init"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_clusterup"))
+            .args([command, "--limit", "w1,w9", "-i"])
+            .arg(&inventory)
+            .env("HOME", &dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{command}: {stderr}");
+        assert!(stderr.contains("--limit names w9, not a host of") && stderr.contains("its hosts: m1, w1"), "{stderr}");
+        assert!(!stderr.contains("connecting"), "{command} connected: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

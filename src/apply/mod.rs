@@ -43,6 +43,10 @@ pub struct Options {
     pub recreate_networks: bool,
     /// Remove the stacks clusterup deployed that are no longer in the inventory.
     pub prune_stacks: bool,
+    /// `--limit`: the only hosts changed. The managers are still reached (the lock, quorum
+    /// and the swarm's node list need them); cluster objects (networks, secrets, stacks) are
+    /// left alone.
+    pub limit: Option<Vec<String>>,
 }
 
 /// Everything a run knows, filled in phase by phase.
@@ -64,7 +68,10 @@ pub struct Run {
 
 impl Run {
     pub fn new(inv: Inventory, options: Options, log: Arc<RunLog>, command: &str) -> Run {
-        let names: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
+        let reached = |h: &&crate::inventory::Host| {
+            options.limit.as_ref().is_none_or(|limit| limit.contains(&h.name) || h.is_manager())
+        };
+        let names: Vec<String> = inv.hosts.iter().filter(reached).map(|h| h.name.clone()).collect();
         let mut report = RunReport::new(command, options.dry_run, &names);
         report.warnings = inv.warnings.clone();
         Run {
@@ -91,6 +98,16 @@ impl Run {
             .map(|h| h.name.clone())
             .filter(|n| self.sessions.contains_key(n) && !self.report.is_failed(n))
             .collect()
+    }
+
+    /// Whether `--limit` (if any) lets this run change `host`.
+    pub fn in_scope(&self, host: &str) -> bool {
+        self.options.limit.as_ref().is_none_or(|limit| limit.iter().any(|h| h == host))
+    }
+
+    /// The hosts this run connects to: those in scope, and every manager.
+    pub fn reached(&self) -> Vec<crate::inventory::Host> {
+        self.inv.hosts.iter().filter(|h| self.in_scope(&h.name) || h.is_manager()).cloned().collect()
     }
 
     /// Healthy hosts that are swarm nodes (managers and workers, not a NAS, not absent).

@@ -88,10 +88,14 @@ pub struct InitArgs {
     pub cleanup: CleanupArgs,
 }
 
-/// What `init` may remove beyond what the inventory marks absent; `plan` takes the same flags
-/// so that it plans what `init` would do.
+/// What `init` may remove beyond what the inventory marks absent, and which hosts it may
+/// change; `plan` takes the same flags so that it plans what `init` would do.
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
+    /// Change only these hosts (comma-separated names); the managers are still reached for the
+    /// lock and the quorum checks, and networks, secrets and stacks are left alone
+    #[arg(long, value_name = "HOSTS", value_delimiter = ',')]
+    pub limit: Option<Vec<String>>,
     /// Remove the stacks clusterup deployed that are no longer in the inventory (without it
     /// they are reported and keep running)
     #[arg(long)]

@@ -8,7 +8,7 @@ use crate::connection;
 pub async fn run(run: &mut Run) {
     let limit = Arc::new(tokio::sync::Semaphore::new(run.options.concurrency.max(1)));
     let mut set = tokio::task::JoinSet::new();
-    for host in run.inv.hosts.iter().cloned() {
+    for host in run.reached() {
         run.progress.step(&host.name, "connecting");
         let log = run.log.clone();
         let limit = limit.clone();

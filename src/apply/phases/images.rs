@@ -25,7 +25,7 @@ pub async fn observe(run: &mut Run) {
             Err(e) => run.report.fail_cluster(format!("{e:#}")),
         }
     }
-    let hosts: Vec<String> = run.healthy_swarm_nodes();
+    let hosts: Vec<String> = run.healthy_swarm_nodes().into_iter().filter(|h| run.in_scope(h)).collect();
     let all: Vec<String> = archives.iter().flat_map(|(_, t)| t.clone()).collect();
     // Nodes without an engine yet lack everything; the others are asked.
     let (asked, fresh): (Vec<String>, Vec<String>) =

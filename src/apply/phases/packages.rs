@@ -137,7 +137,7 @@ fn node_ips(inv: &Inventory, facts: &BTreeMap<String, Facts>) -> Result<Vec<std:
 }
 
 pub async fn check(run: &mut Run) {
-    let hosts = run.healthy();
+    let hosts: Vec<String> = run.healthy().into_iter().filter(|h| run.in_scope(h)).collect();
     for h in &hosts {
         run.progress.step(h, "checking packages");
     }
@@ -211,7 +211,7 @@ async fn check_role(session: &Session, role: &Role, inputs: &[Input]) -> Result<
 /// With NFS storage, every swarm node test-mounts the share; those that cannot are named.
 pub async fn probe_nfs(run: &mut Run) {
     let (Some(nfs), Some(server)) = (run.inv.nfs.clone(), run.inv.nfs_address()) else { return };
-    let hosts: Vec<String> = run.healthy_swarm_nodes();
+    let hosts: Vec<String> = run.healthy_swarm_nodes().into_iter().filter(|h| run.in_scope(h)).collect();
     let probe = roles::role("nfs-client").step("probe");
     let inputs = [
         Input::new("SERVER", server.clone()),

@@ -88,6 +88,13 @@ pub async fn observe(run: &mut Run) {
     if !wanted(run) {
         return;
     }
+    if run.options.limit.is_some() {
+        run.report.warnings.push(
+            "cluster: networks, secrets and stacks are left alone under --limit; run without it to converge them"
+                .into(),
+        );
+        return;
+    }
     if run.healthy_managers().is_empty() {
         // Without a manager the swarm's objects cannot be seen: listing them all as "to
         // create" would be a guess.
@@ -278,7 +285,7 @@ fn decide(run: &mut Run, observed: &Observed, new_key: Option<String>) -> Result
 }
 
 pub async fn apply(run: &mut Run) {
-    if !wanted(run) || run.report.cluster.error.is_some() {
+    if !wanted(run) || run.report.cluster.error.is_some() || run.options.limit.is_some() {
         return;
     }
     let Some(session) = leader(run) else {

@@ -41,7 +41,13 @@ pub async fn observe(run: &mut Run) {
     let managers_missing =
         run.inv.hosts.iter().any(|h| h.is_manager() && !members.iter().any(|m| m.host.name == h.name));
     let absent = absent_hosts(run);
-    let plan = swarm::plan(&members, &run.nodes, managers_missing, &absent);
+    let mut plan = swarm::plan(&members, &run.nodes, managers_missing, &absent);
+    if run.options.limit.is_some() {
+        // Only the hosts of `--limit` change (creating the swarm is a precondition of any join).
+        plan.steps.retain(|s| matches!(s, Step::Init { .. }) || run.in_scope(s.host()));
+        plan.refused.retain(|(host, _)| run.in_scope(host));
+        plan.warnings.retain(|w| !w.contains("is not a reachable host of the inventory"));
+    }
     for (host, reason) in plan.refused.clone() {
         run.fail(&host, reason);
     }
