@@ -55,7 +55,10 @@ fn a_limit_naming_no_host_is_refused_before_any_connection() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{command}: {stderr}");
-        assert!(stderr.contains("--limit names w9, not a host of") && stderr.contains("its hosts: m1, w1"), "{stderr}");
+        assert!(
+            stderr.contains("--limit names w9, not a host of") && stderr.contains("its hosts: m1, w1"),
+            "{stderr}"
+        );
         assert!(!stderr.contains("connecting"), "{command} connected: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -251,7 +251,7 @@ async fn observe_and_apply(run: &mut Run, changing: bool) {
         return;
     }
     phases::packages::apply(run).await;
-    phases::packages::probe_nfs(run).await;
+    phases::nfs_probe::run(run).await;
     phases::swarm::apply(run).await;
     phases::images::apply(run).await;
     phases::services::apply(run).await;

@@ -1,6 +1,8 @@
-//! Package roles on the swarm nodes: `docker` everywhere, `nfs-client` when the inventory has
-//! NFS storage. Each role's check runs first; its apply runs only where the check asked.
+//! Package roles on the hosts: `docker` and `firewall` on the swarm nodes, `nfs-client` when
+//! the inventory has NFS storage, `nfs-server` on a managed NAS. Each role's check runs first;
+//! its apply runs only where the check asked, and an engine restart rolls host by host.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
@@ -8,10 +10,9 @@ use anyhow::{Result, anyhow};
 use crate::apply::Run;
 use crate::commands::{self, Input};
 use crate::connection::Session;
-use std::collections::BTreeMap;
-
 use crate::facts::Facts;
 use crate::inventory::{Inventory, Role as InvRole};
+use crate::plan::hosts::{firewall_rules, node_ips};
 use crate::roles::{self, CHECK_NEEDS_APPLY, Role};
 
 /// The roles a host gets, with the inputs their scripts need: `docker` (and `nfs-client`
@@ -71,69 +72,6 @@ fn roles_for(
         list.push((server, inputs));
     }
     Ok(list)
-}
-
-/// The ufw rules a host needs: on a node, the swarm's ports from every other node and 80/443
-/// from anywhere where the proxy runs (the nodes its placement label picks, or all of them);
-/// on the NAS, NFS (2049/tcp) from the nodes.
-fn firewall_rules(inv: &Inventory, facts: &BTreeMap<String, Facts>, host: &str) -> Vec<String> {
-    let mut rules = Vec::new();
-    let swarm_node = inv.host(host).is_some_and(|h| h.is_swarm_node());
-    let nfs_server = inv.nfs.as_ref().is_some_and(|n| n.server == host);
-    for h in inv.hosts.iter().filter(|h| h.is_swarm_node() && h.name != host) {
-        let addr = node_address(h, facts);
-        if swarm_node {
-            for port in ["2377/tcp", "7946/tcp", "7946/udp", "4789/udp"] {
-                rules.push(format!("{port} {addr}"));
-            }
-        }
-        if nfs_server {
-            rules.push(format!("2049/tcp {addr}"));
-        }
-    }
-    if !swarm_node {
-        return rules;
-    }
-    let proxies = inv.stacks.iter().filter(|s| {
-        matches!(&s.template, crate::inventory::TemplateRef::Builtin(t) if t == "caddy" || t == "traefik")
-    });
-    let runs_proxy =
-        proxies.into_iter().any(|s| match s.vars.get("placement_label").and_then(|v| v.as_str()) {
-            Some(label) if !label.is_empty() => {
-                inv.host(host).is_some_and(|h| h.labels.get(label).map(String::as_str) == Some("true"))
-            }
-            _ => true,
-        });
-    if runs_proxy {
-        rules.extend(["80/tcp any".to_string(), "443/tcp any".to_string()]);
-    }
-    rules
-}
-
-fn node_address(h: &crate::inventory::Host, facts: &BTreeMap<String, Facts>) -> String {
-    h.advertise_address
-        .clone()
-        .or_else(|| facts.get(&h.name).and_then(|f| f.route_addr.clone()))
-        .unwrap_or_else(|| h.address.clone())
-}
-
-/// The addresses the swarm nodes reach the NAS from: only they may mount its exports. Each
-/// must be an IP address (an exports line takes names and wildcards too, which would widen
-/// a `rw,no_root_squash` export): a node known only by a DNS name needs `advertise_address`.
-fn node_ips(inv: &Inventory, facts: &BTreeMap<String, Facts>) -> Result<Vec<std::net::IpAddr>> {
-    let mut ips = Vec::new();
-    for h in inv.hosts.iter().filter(|h| h.is_swarm_node()) {
-        let addr = node_address(h, facts);
-        ips.push(addr.parse().map_err(|_| {
-            anyhow!(
-                "the NFS exports need {}'s IP address, and `{addr}` is not one; set `advertise_address` for it",
-                h.name
-            )
-        })?);
-    }
-    ips.sort();
-    ips.dedup();
-    Ok(ips)
 }
 
 pub async fn check(run: &mut Run) {
@@ -205,42 +143,6 @@ async fn check_role(session: &Session, role: &Role, inputs: &[Input]) -> Result<
             role.name,
             output.tail()
         )),
-    }
-}
-
-/// With NFS storage, every swarm node test-mounts the share; those that cannot are named.
-pub async fn probe_nfs(run: &mut Run) {
-    let (Some(nfs), Some(server)) = (run.inv.nfs.clone(), run.inv.nfs_address()) else { return };
-    let hosts: Vec<String> = run.healthy_swarm_nodes().into_iter().filter(|h| run.in_scope(h)).collect();
-    let probe = roles::role("nfs-client").step("probe");
-    let inputs = [
-        Input::new("SERVER", server.clone()),
-        Input::new("SHARE", nfs.path.clone()),
-        Input::new("TIMEOUT", "20"),
-    ];
-    for h in &hosts {
-        run.progress.step(h, "test-mounting the NFS share");
-    }
-    let results = run
-        .each(&hosts, |_, session| {
-            let invocation = commands::script(&probe, &inputs, session.sudo);
-            async move { session.run(&invocation).await }
-        })
-        .await;
-    for (name, result) in results {
-        match result {
-            Ok(out) if out.success() => {}
-            Ok(out) => run.fail(
-                &name,
-                format!(
-                    "{name} cannot mount {server}:{} (NFS 4.2) within 20 s: {}. Check that the NAS exports it to \
-                     this node's address and that nothing blocks port 2049 between them.",
-                    nfs.path,
-                    out.tail()
-                ),
-            ),
-            Err(e) => run.fail(&name, format!("{e:#}")),
-        }
     }
 }
 
@@ -347,35 +249,5 @@ async fn apply_on(run: &mut Run, hosts: &[String]) {
             Ok(changes) => run.report.host(&name).changes.extend(changes),
             Err(e) => run.fail(&name, format!("{e:#}")),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn firewall_opens_swarm_ports_to_peers_proxy_ports_where_the_proxy_runs_nfs_on_the_nas() {
-        let inv = Inventory::from_text(
-            std::path::Path::new("/inv/f.yml"),
-            "cluster: {name: f}\nhosts:\n\
-             - {name: m1, address: 10.0.0.1, roles: [manager]}\n\
-             - {name: w1, address: 10.0.0.2, labels: {edge: true}}\n\
-             - {name: nas, address: 10.0.0.9, kind: nas}\n\
-             storage: {nfs: {server: nas, path: /srv/c}}\n\
-             stacks: [{name: proxy, template: caddy, vars: {placement_label: edge}}]\n",
-        )
-        .unwrap();
-        let facts = BTreeMap::new();
-        let m1 = firewall_rules(&inv, &facts, "m1");
-        assert!(
-            m1.contains(&"2377/tcp 10.0.0.2".to_string()) && m1.contains(&"4789/udp 10.0.0.2".to_string())
-        );
-        assert!(!m1.iter().any(|r| r.ends_with("10.0.0.1")), "no rule for itself: {m1:?}");
-        assert!(!m1.iter().any(|r| r.starts_with("443/")), "the proxy is pinned to edge nodes: {m1:?}");
-        let w1 = firewall_rules(&inv, &facts, "w1");
-        assert!(w1.contains(&"443/tcp any".to_string()), "{w1:?}");
-        let nas = firewall_rules(&inv, &facts, "nas");
-        assert_eq!(nas, ["2049/tcp 10.0.0.1", "2049/tcp 10.0.0.2"]);
     }
 }
