@@ -225,6 +225,28 @@ fn faults_locks_role_changes_and_removals() {
     drop(holder);
     on("w4", "pkill -f 'hold-[d]pkg-lock' || true");
 
+    // --- Ctrl-C while a step waits on the host (apt-get for the dpkg lock): the run ends, and
+    //     what it started on the host is stopped too, not left running behind it.
+    let patient = inventory("ops-w4-patient.yml", "lab", &with_x1, "");
+    let holder = hold_dpkg_lock("w4", 120);
+    let child = Command::new(env!("CARGO_BIN_EXE_clusterup"))
+        .args(["init", "-i", patient.to_str().unwrap(), "--json", "--log"])
+        .arg(lab_dir().join("clusterup-test.log"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let waiting_apt = "pgrep -f '[D]Pkg::Lock::Timeout' >/dev/null && echo y || echo n";
+    wait_until("apt-get waiting for the lock on w4", || on("w4", waiting_apt).trim() == "y");
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(out.status.code(), Some(0), "{report}");
+    assert!(report["stopped"].to_string().contains("interrupted"), "{report}");
+    assert_eq!(on("w4", waiting_apt).trim(), "n", "the interrupted run left apt-get running on w4");
+    drop(holder);
+    on("w4", "pkill -f 'hold-[d]pkg-lock' || true");
+
     // --- The SSH connection killed in the middle of the package installation: the run fails
     //     for that host; a re-run converges, and no file was left half-written.
     let child = Command::new(env!("CARGO_BIN_EXE_clusterup"))

@@ -34,7 +34,8 @@ if [ -n "$missing" ]; then
     changed "added Docker's apt repository"
   fi
   # Finish what an interrupted earlier run left half-configured, or apt refuses to go on.
-  dpkg --configure -a >/dev/null
+  # Only then: dpkg does not wait for its lock as apt-get does (DPkg::Lock::Timeout).
+  if [ -n "$(dpkg --audit 2>/dev/null)" ]; then dpkg --configure -a >/dev/null; fi
   apt update >/dev/null
   # shellcheck disable=SC2086 # a list of package names
   apt install -y --no-install-recommends $missing >/dev/null

@@ -10,7 +10,7 @@ if ! grep -qx "$SYSCTL_LINE" "$SYSCTL_FILE" 2>/dev/null; then
   changed "disabled file leases"
 fi
 if ! server_installed; then
-  dpkg --configure -a >/dev/null
+  if [ -n "$(dpkg --audit 2>/dev/null)" ]; then dpkg --configure -a >/dev/null; fi
   apt-get -q -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" update >/dev/null
   apt-get -q -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" install -y --no-install-recommends nfs-kernel-server >/dev/null
   changed "installed nfs-kernel-server"

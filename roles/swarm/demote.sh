@@ -1,5 +1,5 @@
 #!/bin/sh
 # Make NODE a worker. Run on a manager; clusterup checked the quorum first.
 set -eu
-docker node demote "$NODE" >/dev/null
+node_change docker node demote "$NODE"
 echo "changed: demoted $NODE"

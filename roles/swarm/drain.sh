@@ -2,7 +2,7 @@
 # Drain NODE and wait (at most TIMEOUT seconds) until none of its tasks still runs there.
 # Run on a manager.
 set -eu
-docker node update --availability drain "$NODE" >/dev/null
+node_change docker node update --availability drain "$NODE"
 deadline=$(( $(date +%s) + TIMEOUT ))
 while [ -n "$(docker node ps "$NODE" --filter desired-state=running -q)" ]; do
   if [ "$(date +%s)" -ge "$deadline" ]; then

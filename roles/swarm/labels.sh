@@ -5,8 +5,8 @@ set -eu
 printf '%s\n' "$LABEL_UPDATES" | while read -r node label; do
   [ -n "$node" ] || continue
   case $label in
-    -*) docker node update --label-rm "${label#-}" "$node" >/dev/null ;;
-    *) docker node update --label-add "$label" "$node" >/dev/null ;;
+    -*) node_change docker node update --label-rm "${label#-}" "$node" ;;
+    *) node_change docker node update --label-add "$label" "$node" ;;
   esac
   echo "changed: label $label on $node"
 done

@@ -1,5 +1,5 @@
 #!/bin/sh
 # Make NODE a manager. Run on a manager.
 set -eu
-docker node promote "$NODE" >/dev/null
+node_change docker node promote "$NODE"
 echo "changed: promoted $NODE"

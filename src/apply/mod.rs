@@ -218,6 +218,14 @@ pub async fn converge(mut run: Run, apply: bool) -> RunReport {
         reason = lock_lost => Some(reason),
     };
     if let Some(reason) = stopped {
+        // What the interrupted steps started on the hosts is stopped too, before the lock is
+        // given back: no step of this run goes on behind the next one's back.
+        for (host, session) in &run.sessions {
+            let stopped = session.stop_unfinished().await;
+            if stopped > 0 {
+                run.log.line(host, &format!("stopped {stopped} unfinished step(s) on the host"));
+            }
+        }
         run.report.stopped = Some(reason);
     }
     if changing {

@@ -57,6 +57,8 @@ impl Input {
 /// user is not root).
 pub fn script(script: &Script, inputs: &[Input], sudo: bool) -> Invocation {
     let mut text = String::from("export LC_ALL=C DEBIAN_FRONTEND=noninteractive\n");
+    // Reports the step's process group, so that a run stopped midway can stop it too.
+    text.push_str(crate::roles::file("common/announce.sh").unwrap_or_default());
     let mut shown = Vec::new();
     for input in inputs {
         debug_assert!(is_env_name(&input.name), "bad input name {}", input.name);

@@ -1,5 +1,6 @@
 //! One SSH connection to a host, and running commands over it.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -53,7 +54,13 @@ pub struct Session {
     pub sudo: bool,
     command_timeout: Duration,
     log: Arc<RunLog>,
+    /// Process groups of the steps started on the host and not seen to end (as
+    /// `common/announce.sh` reports them): what [`Session::stop_unfinished`] stops.
+    unfinished: Mutex<BTreeSet<u32>>,
 }
+
+/// The marker line `roles/common/announce.sh` prints on stderr.
+const PGID_MARKER: &str = "clusterup-pgid ";
 
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -169,6 +176,7 @@ pub async fn connect(host: &Host, log: Arc<RunLog>) -> Result<Session> {
         sudo: ssh.user != "root",
         command_timeout: ssh.command_timeout,
         log,
+        unfinished: Mutex::new(BTreeSet::new()),
     })
 }
 
@@ -247,11 +255,20 @@ impl Session {
         channel.eof().await.map_err(lost)?;
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let mut status = None;
+        let mut group = None;
         // Read until the channel is gone: the exit status may arrive after EOF.
         while let Some(message) = channel.wait().await {
             match message {
                 ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    stderr.extend_from_slice(&data);
+                    if group.is_none() {
+                        group = take_group_marker(&mut stderr);
+                        if let Some(g) = group {
+                            self.unfinished.lock().unwrap_or_else(|p| p.into_inner()).insert(g);
+                        }
+                    }
+                }
                 ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
                 ChannelMsg::ExitSignal { signal_name, .. } => {
                     stderr.extend_from_slice(format!("killed by signal {signal_name:?}\n").as_bytes());
@@ -259,6 +276,9 @@ impl Session {
                 }
                 _ => {}
             }
+        }
+        if let Some(g) = group {
+            self.unfinished.lock().unwrap_or_else(|p| p.into_inner()).remove(&g);
         }
         let status = status.ok_or_else(|| {
             anyhow!("{}: connection lost during `{}` (no exit status)", self.host, invocation.display)
@@ -321,7 +341,41 @@ impl Session {
         self.log.clone()
     }
 
+    /// Stops, on the host, the steps this session started and never saw end (their futures
+    /// were dropped: the run was interrupted). Returns how many process groups it signalled.
+    pub async fn stop_unfinished(&self) -> usize {
+        let groups: Vec<String> =
+            std::mem::take(&mut *self.unfinished.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .map(|g| g.to_string())
+                .collect();
+        if groups.is_empty() {
+            return 0;
+        }
+        let script = crate::roles::Script {
+            path: "common/stop.sh".into(),
+            body: crate::roles::file("common/stop.sh").unwrap_or_default().into(),
+        };
+        let invocation = crate::commands::script(
+            &script,
+            &[crate::commands::Input::new("PGIDS", groups.join(" "))],
+            self.sudo,
+        );
+        let _ = self.run(&invocation).await;
+        groups.len()
+    }
+
     pub async fn close(self) {
         let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
     }
+}
+
+/// Takes the `clusterup-pgid N` line out of what a step printed on stderr, once it is whole.
+pub(super) fn take_group_marker(stderr: &mut Vec<u8>) -> Option<u32> {
+    let text = std::str::from_utf8(stderr).ok()?;
+    let start = text.find(PGID_MARKER)?;
+    let end = start + text[start..].find('\n')?;
+    let group = text[start + PGID_MARKER.len()..end].trim().parse().ok();
+    stderr.drain(start..=end);
+    group
 }

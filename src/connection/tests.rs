@@ -250,3 +250,13 @@ fn a_silent_failure_is_explained_by_its_exit_status() {
     let loud = super::Output { status: 1, stdout: String::new(), stderr: "boom\n".into() };
     assert_eq!(loud.tail(), "boom");
 }
+
+#[test]
+fn the_process_group_marker_is_taken_out_of_stderr() {
+    let mut stderr = b"clusterup-pgid 4242\nE: real trouble\n".to_vec();
+    assert_eq!(super::session::take_group_marker(&mut stderr), Some(4242));
+    assert_eq!(stderr, b"E: real trouble\n");
+    let mut partial = b"clusterup-pgid 42".to_vec();
+    assert_eq!(super::session::take_group_marker(&mut partial), None, "not whole yet");
+    assert_eq!(partial, b"clusterup-pgid 42");
+}

@@ -9,7 +9,9 @@ macro_rules! role_files {
 }
 
 role_files!(
+    "common/announce.sh",
     "common/require.sh",
+    "common/stop.sh",
     "facts/gather.sh",
     "docker/role.yml",
     "docker/lib.sh",
