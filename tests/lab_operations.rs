@@ -148,7 +148,7 @@ fn faults_locks_role_changes_and_removals() {
     assert_eq!(code, Some(0), "{report}");
     for host in ["m1", "m2", "m3", "w1", "w2"] {
         assert!(
-            report["hosts"][host]["changes"].to_string().contains("restarted docker"),
+            report["hosts"][host]["changes"].to_string().contains("restart docker for the new daemon.json"),
             "{host}: {report}"
         );
     }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Converge the engine: daemon.json first (so a fresh install starts with it and needs no
-# restart), then packages, then the service, then socket access. One `changed:` line per change.
+# restart), then packages, then the service, then socket access. One `changed:` line per
+# change, worded as check.sh words it when planning.
 set -eu
 # lib.sh of this role is prepended by clusterup (see role.yml).
 
@@ -17,7 +18,7 @@ if [ "$(daemon_json_current)" != "$DAEMON_JSON_SHA256" ]; then
   chmod 0644 "$tmp"
   mv -f "$tmp" /etc/docker/daemon.json
   config_changed=yes
-  changed "wrote /etc/docker/daemon.json"
+  changed "write /etc/docker/daemon.json"
 fi
 
 missing=$(missing_packages | tr '\n' ' ')
@@ -31,7 +32,7 @@ if [ -n "$missing" ]; then
     curl -fsSL "https://download.docker.com/linux/$ID/gpg" -o /etc/apt/keyrings/docker.asc
     echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/$ID $VERSION_CODENAME stable" \
       >/etc/apt/sources.list.d/docker.list
-    changed "added Docker's apt repository"
+    changed "add Docker's apt repository"
   fi
   # Finish what an interrupted earlier run left half-configured, or apt refuses to go on.
   # Only then: dpkg does not wait for its lock as apt-get does (DPkg::Lock::Timeout).
@@ -39,20 +40,20 @@ if [ -n "$missing" ]; then
   apt update >/dev/null
   # shellcheck disable=SC2086 # a list of package names
   apt install -y --no-install-recommends $missing >/dev/null
-  changed "installed ${missing% }"
+  changed "install packages: ${missing% }"
   # A fresh engine started with the new daemon.json already.
   if [ "$had_engine" = no ]; then config_changed=no; fi
 fi
 
 if ! systemctl is-active --quiet docker; then
   systemctl enable --now docker >/dev/null 2>&1 || systemctl start docker
-  changed "started docker"
+  changed "start the docker service"
 elif [ "$config_changed" = yes ]; then
   systemctl restart docker
-  changed "restarted docker for the new daemon.json"
+  changed "restart docker for the new daemon.json"
 fi
 
 if user_lacks_socket_access; then
   usermod -aG docker "$SSH_USER"
-  changed "added $SSH_USER to group docker"
+  changed "add user $SSH_USER to group docker"
 fi

@@ -7,12 +7,25 @@ set -u
 need=0
 want() { echo "$*"; need=1; }
 
+# Each line is worded as apply.sh reports the change once made: the plan is the applied list.
 missing=$(missing_packages | tr '\n' ' ')
+if [ -n "$missing" ] && [ "$SOURCE" = docker ] && [ ! -f /etc/apt/sources.list.d/docker.list ]; then
+  want "add Docker's apt repository"
+fi
 [ -z "$missing" ] || want "install packages: ${missing% }"
-[ "$(daemon_json_current)" = "$DAEMON_JSON_SHA256" ] || want "write /etc/docker/daemon.json"
-# Installing the engine starts it: only an engine already installed is started on its own.
-if [ -z "$missing" ] && ! systemctl is-active --quiet docker 2>/dev/null; then
-  want "start the docker service"
+config=current
+if [ "$(daemon_json_current)" != "$DAEMON_JSON_SHA256" ]; then
+  config=new
+  want "write /etc/docker/daemon.json"
+fi
+# A fresh install starts the engine with the new daemon.json: only an engine already there
+# is started, or restarted for a new daemon.json.
+if command -v dockerd >/dev/null 2>&1; then
+  if ! systemctl is-active --quiet docker 2>/dev/null; then
+    want "start the docker service"
+  elif [ "$config" = new ]; then
+    want "restart docker for the new daemon.json"
+  fi
 fi
 if user_lacks_socket_access; then want "add user $SSH_USER to group docker"; fi
 [ "$need" = 0 ] || exit 10
