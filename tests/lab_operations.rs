@@ -156,6 +156,9 @@ fn faults_locks_role_changes_and_removals() {
     let fewest = samples.iter().min().copied().unwrap_or(0);
     assert!(fewest >= 2, "at some moment only {fewest} of 3 managers' engines were up: {samples:?}");
     assert_eq!(managers().len(), 3);
+    // The workers were drained for their restart and take tasks again.
+    let availability = on("m1", "docker node ls --format '{{.Hostname}} {{.Availability}}'");
+    assert!(availability.lines().all(|l| l.ends_with(" Active")), "{availability}");
     let (code, report) = run(&["init"], &inv);
     assert_eq!(code, Some(0), "{report}");
 

@@ -38,6 +38,7 @@ role_files!(
     "swarm/promote.sh",
     "swarm/demote.sh",
     "swarm/drain.sh",
+    "swarm/activate.sh",
     "swarm/leave.sh",
     "swarm/remove.sh",
     "swarm/cert-stamp.sh",

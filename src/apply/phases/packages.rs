@@ -173,9 +173,13 @@ pub async fn apply(run: &mut Run) {
             );
             continue;
         }
+        let drained = drain_worker(run, &host).await;
         apply_on(run, std::slice::from_ref(&host)).await;
         if !run.report.is_failed(&host) {
             settle(run, &host).await;
+        }
+        if let Some(node) = drained {
+            reactivate(run, &host, &node).await;
         }
         if run.report.is_failed(&host) {
             stopped_at = Some(host);
@@ -192,6 +196,49 @@ fn restarts_engine(run: &Run, host: &str) -> bool {
             .any(|(role, reasons)| *role == "docker" && reasons.iter().any(|r| r.contains("daemon.json")))
     });
     installed && rewrites
+}
+
+/// Before a worker's engine restarts, its tasks move to other nodes (a drain, waited for until
+/// none runs there), so they are not all down at once. Not a change of the run: the node takes
+/// tasks again right after. Returns the node drained, if any.
+async fn drain_worker(run: &mut Run, host: &str) -> Option<String> {
+    let swarm = run.facts.get(host)?.swarm.clone()?;
+    if !swarm.is_active() || swarm.control_available {
+        return None; // not in the swarm, or a manager: managers roll for quorum, tasks stay
+    }
+    let active = run.nodes.iter().any(|n| n.id == swarm.node_id && n.spec.availability == "active");
+    let leader = run.swarm.leader.clone()?;
+    let session = run.sessions.get(&leader).cloned()?;
+    if !active || run.report.is_failed(&leader) {
+        return None; // drained by someone else on purpose: left as it is
+    }
+    run.progress.step(host, "moving its tasks to other nodes");
+    let inputs = [
+        Input::new("NODE", swarm.node_id.clone()),
+        Input::new("TIMEOUT", run.options.converge_timeout.max(30).to_string()),
+    ];
+    match session.run_ok(&commands::script(&roles::role("swarm").step("drain"), &inputs, session.sudo)).await
+    {
+        Ok(_) => Some(swarm.node_id),
+        Err(e) => {
+            run.report
+                .warnings
+                .push(format!("{host}: its tasks could not be moved before the restart: {e:#}"));
+            None
+        }
+    }
+}
+
+async fn reactivate(run: &mut Run, host: &str, node: &str) {
+    let Some(session) = run.swarm.leader.clone().and_then(|l| run.sessions.get(&l).cloned()) else { return };
+    let inputs = [Input::new("NODE", node.to_string())];
+    let step = roles::role("swarm").step("activate");
+    if let Err(e) = session.run_ok(&commands::script(&step, &inputs, session.sudo)).await {
+        run.fail(
+            host,
+            format!("{host}: drained for its engine restart, but could not take tasks again: {e:#}"),
+        );
+    }
 }
 
 /// Waits on the host until its restarted engine is back (see roles/docker/settle.sh).
