@@ -5,6 +5,7 @@
 //! runs on a host, `roles` holds it, `templates` renders stacks, `report` is what the user sees.
 
 pub mod apply;
+pub mod cloud;
 pub mod commands;
 pub mod connection;
 pub mod engine;

@@ -35,8 +35,9 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Inventory(args) => {
-            let Some(inv) = load_for(&args.inventory, Needs::Nothing) else {
-                return ExitCode::from(EXIT_INVALID);
+            let inv = match load_for(&args.inventory, Needs::Nothing).await {
+                Ok(inv) => inv,
+                Err(code) => return code,
             };
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&inv).unwrap_or_default());
@@ -46,8 +47,9 @@ async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Render(args) => {
-            let Some(inv) = load_for(&args.inventory, Needs::Nothing) else {
-                return ExitCode::from(EXIT_INVALID);
+            let inv = match load_for(&args.inventory, Needs::Stacks).await {
+                Ok(inv) => inv,
+                Err(code) => return code,
             };
             let stacks = match cli::show::render(&inv, args.stack.as_deref()) {
                 Ok(stacks) => stacks,
@@ -76,8 +78,9 @@ async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Status(args) => {
-            let Some(inv) = load_for(&args.inventory, Needs::Hosts) else {
-                return ExitCode::from(EXIT_INVALID);
+            let inv = match load_for(&args.inventory, Needs::Hosts).await {
+                Ok(inv) => inv,
+                Err(code) => return code,
             };
             let log = Arc::new(RunLog::open(&log_path(cli.log.as_deref(), &inv), "status"));
             match status::status(&inv, log).await {
@@ -110,7 +113,10 @@ async fn run(cli: Cli) -> ExitCode {
                 limit: args.cleanup.limit.clone(),
             };
             let exit_code = args.exit_code;
-            let Some(inv) = load(&args.target.inventory) else { return ExitCode::from(EXIT_INVALID) };
+            let inv = match load(&args.target.inventory).await {
+                Ok(inv) => inv,
+                Err(code) => return code,
+            };
             if !limit_names_hosts(&inv, options.limit.as_deref()) {
                 return ExitCode::from(EXIT_INVALID);
             }
@@ -125,8 +131,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Init(args) => init(args, cli.log.as_deref(), None).await,
         Command::Remove(args) => init(args.init, cli.log.as_deref(), Some(args.host)).await,
         Command::Unlock(args) => {
-            let Some(inv) = load_for(&args.inventory, Needs::Hosts) else {
-                return ExitCode::from(EXIT_INVALID);
+            let inv = match load_for(&args.inventory, Needs::Hosts).await {
+                Ok(inv) => inv,
+                Err(code) => return code,
             };
             let log = Arc::new(RunLog::open(&log_path(cli.log.as_deref(), &inv), "unlock"));
             match status::unlock(&inv, log).await {
@@ -158,7 +165,10 @@ async fn init(args: cli::InitArgs, log: Option<&Path>, remove: Option<String>) -
         prune_stacks: args.cleanup.prune_stacks,
         limit: args.cleanup.limit.clone(),
     };
-    let Some(mut inv) = load(&args.target.inventory) else { return ExitCode::from(EXIT_INVALID) };
+    let mut inv = match load(&args.target.inventory).await {
+        Ok(inv) => inv,
+        Err(code) => return code,
+    };
     if !limit_names_hosts(&inv, options.limit.as_deref()) {
         return ExitCode::from(EXIT_INVALID);
     }

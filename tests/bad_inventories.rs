@@ -1205,6 +1205,119 @@ const CASES: &[Case] = &[
         line: Some(2),
         fragment: "recursion limit exceeded",
     },
+    // --- openstack: its shape is checked offline, before any cloud is asked -------------------
+    Case {
+        name: "openstack_misspelt",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                openstak:
+                  cloud: mycloud
+                "#,
+            ),
+        )],
+        command: Inventory,
+        blame: INV,
+        line: Some(2),
+        fragment: "unknown key `openstak` at the top level: did you mean `openstack`?",
+    },
+    Case {
+        name: "openstack_unknown_key",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                openstack:
+                  cloud: mycloud
+                  select: {tags: [swarm]}
+                  netwrok: private
+                "#,
+            ),
+        )],
+        command: Inventory,
+        blame: INV,
+        line: Some(5),
+        fragment: "unknown field `netwrok`",
+    },
+    Case {
+        name: "openstack_selects_everything",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                openstack:
+                  cloud: mycloud
+                  select: {}
+                  network: private
+                "#,
+            ),
+        )],
+        command: Render,
+        blame: INV,
+        line: Some(4),
+        fragment: "openstack.select needs at least one of",
+    },
+    Case {
+        name: "openstack_security_group_creation",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                openstack:
+                  select: {metadata: {cluster: lab}}
+                  network: private
+                  bastion: {server: "", port: 0}
+                  manage_security_group: true
+                  timeout: 0
+                "#,
+            ),
+        )],
+        command: Plan,
+        blame: INV,
+        line: Some(6),
+        fragment: "manage_security_group: true is not supported yet",
+    },
+    Case {
+        name: "openstack_bastion_twice",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                openstack:
+                  select: {name_prefix: lab-}
+                  network: private
+                  bastion: {server: jump}
+                  ssh: {bastion: admin@203.0.113.5}
+                "#,
+            ),
+        )],
+        command: Inventory,
+        blame: INV,
+        line: Some(6),
+        fragment: "openstack.ssh.bastion and openstack.bastion both name a jump host",
+    },
+    Case {
+        name: "no_hosts_and_no_openstack",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                networks: [{name: database}]
+                "#,
+            ),
+        )],
+        command: Inventory,
+        blame: INV,
+        line: None,
+        fragment: "`hosts` is empty",
+    },
 ];
 
 /// Nine levels of nine aliases each: 9^9 strings once expanded, a few hundred bytes written.

@@ -57,14 +57,15 @@ pub fn print_inventory(inv: &Inventory) {
             .map(|b| format!(" via {}@{}:{}", b.user, b.host, b.port))
             .unwrap_or_default();
         println!(
-            "  {:<12} {:<16} {:<10} {:<18} {}@:{}{via}  {}",
+            "  {:<12} {:<16} {:<10} {:<18} {}@:{}{via}  {}  [{}]",
             h.name,
             h.address,
             format!("{:?}", h.kind).to_lowercase(),
             roles.join(","),
             h.ssh.user,
             h.ssh.port,
-            labels.join(",")
+            labels.join(","),
+            h.source
         );
     }
 }

@@ -18,6 +18,7 @@ pub use keys::closest;
 pub use model::{
     DockerSource, ExposeEntry, HostKeyPolicy, HostKind, HostState, NfsSection, Role, VolumeEntry,
 };
+pub(crate) use resolve::expand as expand_path;
 pub use validate::{is_address, is_cluster_name, is_host_name};
 
 /// The network the proxy shares with every exposed service.
@@ -50,6 +51,46 @@ pub struct Inventory {
     /// nothing for those that work offline (`inventory`, `render`).
     #[serde(skip)]
     pub missing_identity_files: Vec<InventoryError>,
+    /// The `openstack:` source, validated; its servers join `hosts` only when
+    /// `clusterup::cloud::resolve` has asked the cloud (never offline).
+    #[serde(skip)]
+    pub openstack: Option<OpenstackSource>,
+}
+
+/// `openstack:` as validated: what to ask the cloud, and how to reach the servers it gives.
+#[derive(Debug, Clone)]
+pub struct OpenstackSource {
+    /// The clouds.yaml entry; None: `OS_CLOUD`, else the `OS_*` variables.
+    pub cloud: Option<String>,
+    pub select: OpenstackSelection,
+    /// The metadata key holding each server's roles.
+    pub role_key: String,
+    /// The network whose fixed address each host gets.
+    pub network: String,
+    pub bastion: Option<OpenstackBastionRef>,
+    /// The top-level `ssh:` with `openstack.ssh:` over it.
+    pub ssh: SshTarget,
+    /// Whether `ssh.user` was written (else each server's image tells its login user).
+    pub ssh_user_given: bool,
+    /// For each API request.
+    pub timeout: Duration,
+    /// Whether the servers have been added to `hosts`.
+    pub resolved: bool,
+}
+
+/// Which servers become hosts: all criteria given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenstackSelection {
+    pub metadata: Vec<(String, String)>,
+    pub name_prefix: Option<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenstackBastionRef {
+    pub server: String,
+    pub user: Option<String>,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +112,8 @@ pub struct Host {
     pub advertise_address: Option<String>,
     pub ssh: SshTarget,
     pub state: HostState,
+    /// Where the host comes from: `static` (`hosts:`) or `openstack:SERVER_ID`.
+    pub source: String,
 }
 
 impl Host {

@@ -14,7 +14,12 @@ pub struct InventoryFile {
     pub ssh: SshSection,
     #[serde(default)]
     pub docker: Option<Spanned<DockerSection>>,
+    /// Optional when `openstack:` gives the hosts.
+    #[serde(default = "no_hosts")]
     pub hosts: Spanned<Vec<Spanned<HostEntry>>>,
+    /// Hosts read from an OpenStack cloud, beside (and merged with) `hosts:`.
+    #[serde(default)]
+    pub openstack: Option<Spanned<OpenstackSection>>,
     #[serde(default)]
     pub storage: Option<StorageSection>,
     #[serde(default)]
@@ -30,6 +35,62 @@ pub struct InventoryFile {
     /// Named volumes on the NFS share: a stack volume of the same name is backed by it.
     #[serde(default)]
     pub volumes: Vec<Spanned<VolumeEntry>>,
+}
+
+fn no_hosts() -> Spanned<Vec<Spanned<HostEntry>>> {
+    Spanned::new(Vec::new(), serde_saphyr::Location::UNKNOWN, serde_saphyr::Location::UNKNOWN)
+}
+
+/// A dynamic inventory source: the servers of an OpenStack project, read through its APIs
+/// (`src/cloud`) by the commands that need hosts, never by the offline parse.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenstackSection {
+    /// An entry of clouds.yaml; without it `OS_CLOUD`, else the `OS_*` variables.
+    pub cloud: Option<Spanned<String>>,
+    /// Which servers become hosts (all criteria given must hold).
+    pub select: Spanned<OpenstackSelect>,
+    /// Where each server's roles are read from; default `{metadata: role}`.
+    pub role_from: Option<Spanned<OpenstackRoleFrom>>,
+    /// The network whose fixed address swarm uses (and SSH, through the bastion).
+    pub network: Spanned<String>,
+    /// A server whose floating IP is the jump host for these servers.
+    pub bastion: Option<Spanned<OpenstackBastion>>,
+    /// Create a `clusterup` security group with the swarm's rules (not supported yet).
+    #[serde(default)]
+    pub manage_security_group: Option<Spanned<bool>>,
+    /// SSH settings for these servers over the top-level `ssh:`, key by key.
+    pub ssh: Option<SshSection>,
+    /// Seconds each API request may take.
+    pub timeout: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenstackSelect {
+    /// Servers whose metadata has all these key/value pairs.
+    pub metadata: Option<Labels>,
+    /// Servers whose name starts with this.
+    pub name_prefix: Option<Spanned<String>>,
+    /// Servers that carry all these tags.
+    pub tags: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenstackRoleFrom {
+    /// The metadata key holding `manager`, `worker` or `nfs-server` (comma-separated for more).
+    pub metadata: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenstackBastion {
+    /// The server's name.
+    pub server: Spanned<String>,
+    /// The login user on the bastion; default: the hosts' SSH user.
+    pub user: Option<Spanned<String>>,
+    pub port: Option<Spanned<u16>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -7,13 +7,20 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 use super::error::{InventoryError, InventoryErrors};
-use super::model::{HostEntry, HostKeyPolicy, HostKind, HostState, InventoryFile, ResolveImage, SshSection};
+use super::model::{
+    HostEntry, HostKeyPolicy, HostKind, HostState, InventoryFile, OpenstackSection, ResolveImage, SshSection,
+};
 use super::validate::is_address;
 use super::{Bastion, DockerSettings, Host, Inventory, Role, SshTarget};
 use super::{Images, Network, PROXY_NETWORK, Secret, SecretSource, Stack, TemplateRef};
+use super::{OpenstackBastionRef, OpenstackSelection, OpenstackSource};
 
 const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 const DEFAULT_COMMAND_TIMEOUT: u64 = 900;
+/// Seconds one OpenStack API request may take.
+const DEFAULT_CLOUD_TIMEOUT: u64 = 30;
+/// The server metadata key that holds its roles unless `openstack.role_from` names another.
+pub(super) const DEFAULT_ROLE_KEY: &str = "role";
 
 pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryErrors> {
     let path = absolute(path);
@@ -42,7 +49,23 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
                 advertise_address: host.advertise_address.map(|a| a.value),
                 ssh: target,
                 state: host.state,
+                source: "static".into(),
             }),
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut openstack = None;
+    if let Some(section) = file.openstack {
+        let section = section.value;
+        let ssh = merge(&file.ssh, section.ssh.as_ref());
+        if let Some(Err(e)) =
+            ssh.identity_file.as_ref().map(|f| existing_file(&path, &dir, f, "identity_file"))
+            && !missing_identity_files.contains(&e)
+        {
+            missing_identity_files.push(e);
+        }
+        match ssh_target(&path, &dir, &ssh) {
+            Ok(target) => openstack = Some(openstack_source(section, target, ssh.user.is_some())),
             Err(e) => errors.push(e),
         }
     }
@@ -138,7 +161,34 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
         warnings: Vec::new(),
         missing_identity_files,
         absent_stacks,
+        openstack,
     })
+}
+
+fn openstack_source(section: OpenstackSection, ssh: SshTarget, ssh_user_given: bool) -> OpenstackSource {
+    let select = section.select.value;
+    OpenstackSource {
+        cloud: section.cloud.map(|c| c.value),
+        select: OpenstackSelection {
+            metadata: select
+                .metadata
+                .map(|m| m.0.into_iter().map(|(k, v)| (k.value, v.0)).collect())
+                .unwrap_or_default(),
+            name_prefix: select.name_prefix.map(|p| p.value),
+            tags: select.tags.unwrap_or_default().into_iter().map(|t| t.value).collect(),
+        },
+        role_key: section.role_from.map_or_else(|| DEFAULT_ROLE_KEY.to_string(), |r| r.value.metadata.value),
+        network: section.network.value,
+        bastion: section.bastion.map(|b| OpenstackBastionRef {
+            server: b.value.server.value,
+            user: b.value.user.map(|u| u.value),
+            port: b.value.port.map_or(22, |p| p.value),
+        }),
+        ssh,
+        ssh_user_given,
+        timeout: Duration::from_secs(section.timeout.map_or(DEFAULT_CLOUD_TIMEOUT, |t| t.value)),
+        resolved: false,
+    }
 }
 
 /// Roles default by kind: a NAS serves NFS, any other machine is a worker.

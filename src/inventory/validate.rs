@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::error::{InventoryError, InventoryErrors};
-use super::model::{DockerSection, HostEntry, HostKeyPolicy, HostState, InventoryFile, SshSection};
+use super::model::{
+    DockerSection, HostEntry, HostKeyPolicy, HostState, InventoryFile, OpenstackSection, SshSection,
+};
 use super::resolve::{effective_roles, is_template_path, parse_bastion};
 use super::{PROXY_NETWORK, Role};
 use serde_saphyr::Spanned;
@@ -29,7 +31,7 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
     }
 
     let hosts = &file.hosts.value;
-    if hosts.is_empty() {
+    if hosts.is_empty() && file.openstack.is_none() {
         errors.push(err(&file.hosts.referenced, "`hosts` is empty: list at least one host".into()));
     }
 
@@ -128,7 +130,8 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
         }
     }
 
-    if !hosts.is_empty() && managers == 0 {
+    // With an `openstack:` source the managers may come from the cloud: checked once resolved.
+    if !hosts.is_empty() && managers == 0 && file.openstack.is_none() {
         errors.push(err(
             &file.hosts.referenced,
             "no host has the `manager` role: a swarm needs at least one (add `roles: [manager]` to a host)"
@@ -148,6 +151,9 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
 
     if let Some(docker) = &file.docker {
         check_docker(path, docker, &mut errors);
+    }
+    if let Some(openstack) = &file.openstack {
+        check_openstack(path, openstack, &mut errors, &mut warnings);
     }
     check_services(path, file, &mut errors);
 
@@ -375,6 +381,98 @@ fn check_docker(path: &Path, docker: &Spanned<DockerSection>, errors: &mut Vec<I
         errors.push(at(format!(
             "docker.metrics_address `{addr}` is not ADDRESS:PORT (an IP address and a port; IPv6 in brackets: [::1]:9323)"
         )));
+    }
+}
+
+/// The shape of `openstack:`, offline: what the cloud says is checked when it is asked.
+fn check_openstack(
+    path: &Path,
+    section: &Spanned<OpenstackSection>,
+    errors: &mut Vec<InventoryError>,
+    warnings: &mut Vec<String>,
+) {
+    let err = |loc, msg: String| InventoryError::at(path, loc, msg);
+    let os = &section.value;
+    let plain = |s: &str| !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c.is_control());
+    if let Some(cloud) = &os.cloud
+        && !plain(&cloud.value)
+    {
+        errors.push(err(&cloud.referenced, format!("openstack.cloud `{}` is not a cloud name", cloud.value)));
+    }
+    let select = &os.select.value;
+    let metadata = select.metadata.as_ref().map_or(0, |m| m.0.len());
+    let tags = select.tags.as_ref().map_or(0, Vec::len);
+    if metadata == 0 && tags == 0 && select.name_prefix.is_none() {
+        errors.push(err(
+            &os.select.referenced,
+            "openstack.select needs at least one of `metadata: {KEY: VALUE}`, `name_prefix: PREFIX` or \
+             `tags: [TAG]`: clusterup does not take every server of a project"
+                .into(),
+        ));
+    }
+    if let Some(prefix) = &select.name_prefix
+        && prefix.value.is_empty()
+    {
+        errors.push(err(&prefix.referenced, "openstack.select.name_prefix is empty".into()));
+    }
+    for tag in select.tags.iter().flatten() {
+        if !plain(&tag.value) || tag.value.contains(',') {
+            errors.push(err(&tag.referenced, format!("openstack.select.tags: `{}` is not a tag", tag.value)));
+        }
+    }
+    if let Some(role_from) = &os.role_from
+        && !plain(&role_from.value.metadata.value)
+    {
+        errors.push(err(
+            &role_from.value.metadata.referenced,
+            "openstack.role_from.metadata must name a metadata key".into(),
+        ));
+    }
+    if !plain(&os.network.value) {
+        errors.push(err(&os.network.referenced, "openstack.network must name a network".into()));
+    }
+    if let Some(bastion) = &os.bastion {
+        let b = &bastion.value;
+        if !plain(&b.server.value) {
+            errors.push(err(&b.server.referenced, "openstack.bastion.server must name a server".into()));
+        }
+        if let Some(user) = &b.user
+            && (!plain(&user.value) || user.value.contains(['@', ':']))
+        {
+            errors.push(err(
+                &user.referenced,
+                format!("openstack.bastion: `{}` is not a user name", user.value),
+            ));
+        }
+        if let Some(port) = &b.port
+            && port.value == 0
+        {
+            errors.push(err(&port.referenced, "openstack.bastion: port 0 is not a valid SSH port".into()));
+        }
+        if let Some(other) = os.ssh.as_ref().and_then(|s| s.bastion.as_ref()) {
+            errors.push(err(
+                &other.referenced,
+                "openstack.ssh.bastion and openstack.bastion both name a jump host: keep one".into(),
+            ));
+        }
+    }
+    if let Some(manage) = &os.manage_security_group
+        && manage.value
+    {
+        errors.push(err(
+            &manage.referenced,
+            "openstack.manage_security_group: true is not supported yet: `clusterup inventory` reports \
+             each missing security group rule with the command that adds it"
+                .into(),
+        ));
+    }
+    if let Some(timeout) = &os.timeout
+        && timeout.value == 0
+    {
+        errors.push(err(&timeout.referenced, "openstack.timeout must be at least 1 second".into()));
+    }
+    if let Some(ssh) = &os.ssh {
+        check_ssh(path, ssh, "openstack.ssh", errors, warnings);
     }
 }
 
