@@ -7,17 +7,18 @@ set -u
 need=0
 want() { echo "$*"; need=1; }
 
-# Each line is worded as apply.sh reports the change once made: the plan is the applied list.
-missing=$(missing_packages | tr '\n' ' ')
-if [ -n "$missing" ] && [ "$SOURCE" = docker ] && [ ! -f /etc/apt/sources.list.d/docker.list ]; then
-  want "add Docker's apt repository"
-fi
-[ -z "$missing" ] || want "install packages: ${missing% }"
+# Each line is worded as apply.sh reports the change once made, in the order it makes them:
+# the plan is the applied list.
 config=current
 if [ "$(daemon_json_current)" != "$DAEMON_JSON_SHA256" ]; then
   config=new
   want "write /etc/docker/daemon.json"
 fi
+missing=$(missing_packages | tr '\n' ' ')
+if [ -n "$missing" ] && [ "$SOURCE" = docker ] && [ ! -f /etc/apt/sources.list.d/docker.list ]; then
+  want "add Docker's apt repository"
+fi
+[ -z "$missing" ] || want "install packages: ${missing% }"
 # A fresh install starts the engine with the new daemon.json: only an engine already there
 # is started, or restarted for a new daemon.json.
 if command -v dockerd >/dev/null 2>&1; then
