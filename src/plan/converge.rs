@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use bollard::models::{Service, ServiceUpdateStatusStateEnum as Update, Task, TaskState};
+use bollard::models::{Service, ServiceUpdateStatusStateEnum as Update, Task, TaskSpec, TaskState};
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -74,16 +75,31 @@ pub fn judge(services: &[Service], tasks: &[Task], node_names: &BTreeMap<String,
 }
 
 /// A task of the service's current spec: the orchestrator copies the service's task template
-/// into each task it creates, so an old task (from before an update) has another spec.
+/// into each task it creates, so an old task (from before an update) has another one. Only
+/// what a deploy changes is compared: the engine shows the service's template with defaults
+/// filled in (stop grace period, restart policy, runtime) that the tasks' copies lack.
 fn is_current(service: &Service, task: &Task) -> bool {
-    let template = service.spec.as_ref().and_then(|s| s.task_template.as_ref());
+    let Some(template) = service.spec.as_ref().and_then(|s| s.task_template.as_ref()) else { return false };
     let iteration_ok = match (&service.job_status, &task.job_iteration) {
         (Some(status), Some(iteration)) => {
             status.job_iteration.as_ref().and_then(|v| v.index) == iteration.index
         }
         _ => true,
     };
-    template.is_some() && task.spec.as_ref() == template && iteration_ok
+    task.spec.as_ref().is_some_and(|spec| fingerprint(spec) == fingerprint(template)) && iteration_ok
+}
+
+/// The parts of a task spec that a deploy changes and that the engine shows alike in a
+/// service's template and in its tasks.
+fn fingerprint(spec: &TaskSpec) -> Vec<Value> {
+    let spec = serde_json::to_value(spec).unwrap_or_default();
+    let container = ["Image", "Command", "Args", "Env", "Labels", "Mounts", "Secrets", "Configs"]
+        .iter()
+        .map(|key| spec.pointer(&format!("/ContainerSpec/{key}")).cloned().unwrap_or(Value::Null));
+    let task = ["/ForceUpdate", "/Networks", "/Placement/Constraints"]
+        .iter()
+        .map(|pointer| spec.pointer(pointer).cloned().unwrap_or(Value::Null));
+    container.chain(task).collect()
 }
 
 fn task_state(task: &Task) -> Option<TaskState> {

@@ -128,3 +128,19 @@ fn nothing_listed_is_not_converged() {
     let failed = task("web", "app:2", RUNNING, FAILED);
     assert!(matches!(judge(&[replicated("web", "app:2", 1)], &[failed], &nodes()), Verdict::Waiting(_)));
 }
+
+#[test]
+fn defaults_the_engine_fills_in_the_service_only_do_not_make_its_tasks_old() {
+    // As Docker shows them: the service's template with a stop grace period, a restart
+    // policy and a runtime; its tasks' copies without.
+    let mut services = [replicated("web", "app:2", 1)];
+    let template = services[0].spec.as_mut().unwrap().task_template.as_mut().unwrap();
+    template.container_spec.as_mut().unwrap().stop_grace_period = Some(10_000_000_000);
+    template.runtime = Some("container".into());
+    template.restart_policy = Some(bollard::models::TaskSpecRestartPolicy {
+        condition: Some(bollard::models::TaskSpecRestartPolicyConditionEnum::ANY),
+        ..Default::default()
+    });
+    let tasks = [task("web", "app:2", RUNNING, RUNNING)];
+    assert_eq!(judge(&services, &tasks, &nodes()), Verdict::Converged);
+}
