@@ -262,7 +262,8 @@ fn faults_locks_role_changes_and_removals() {
     wait_until("apt-get running on w4", || {
         on("w4", "pgrep -f '[a]pt-get.*install' >/dev/null && echo y || echo n").trim() == "y"
     });
-    on("w4", "pkill -f '[s]shd: admin' || true");
+    // The per-connection sshd process: `sshd: admin` (Debian 12), `sshd-session: admin` (13).
+    on("w4", "pkill -f '[s]shd(-session)?: admin' || true");
     let out = child.wait_with_output().unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1), "{report}");
