@@ -352,10 +352,7 @@ impl Session {
         if groups.is_empty() {
             return 0;
         }
-        let script = crate::roles::Script {
-            path: "common/stop.sh".into(),
-            body: crate::roles::file("common/stop.sh").unwrap_or_default().into(),
-        };
+        let script = crate::roles::standalone("common/stop.sh");
         let invocation = crate::commands::script(
             &script,
             &[crate::commands::Input::new("PGIDS", groups.join(" "))],

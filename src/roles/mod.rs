@@ -62,7 +62,12 @@ pub fn role(name: &'static str) -> Role {
 
 /// The facts script: one round trip that tells everything planning needs about a host.
 pub fn facts() -> Script {
-    Script { path: "facts/gather.sh".into(), body: file("facts/gather.sh").unwrap_or_default().into() }
+    standalone("facts/gather.sh")
+}
+
+/// A script that belongs to no role's manifest (`facts/gather.sh`, `common/stop.sh`), as is.
+pub fn standalone(path: &str) -> Script {
+    Script { path: path.into(), body: file(path).unwrap_or_default().into() }
 }
 
 impl Role {

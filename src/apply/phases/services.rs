@@ -334,8 +334,7 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
     for (stack, _) in &plan.removals {
         run.progress.step(&session.host, &format!("removing stack {stack}"));
         let inputs = [Input::new("STACK", stack.clone()), Input::new("TIMEOUT", timeout.to_string())];
-        changed(run, session, &commands::script(&role.step("remove"), &inputs, session.sudo), "stack")
-            .await?;
+        changed(run, session, "remove", &inputs, "stack").await?;
     }
     for n in &plan.networks {
         run.progress.step(&session.host, &format!("creating network {}", n.name));
@@ -345,18 +344,11 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
             Input::new("MTU", n.mtu.to_string()),
             Input::new("RECREATE", if n.recreate { "yes" } else { "no" }),
         ];
-        changed(
-            run,
-            session,
-            &commands::script(&role.step("network-create"), &inputs, session.sudo),
-            "network",
-        )
-        .await?;
+        changed(run, session, "network-create", &inputs, "network").await?;
     }
     if let Some(key) = &plan.new_key {
         let inputs = [Input::secret("KEY", key.clone())];
-        changed(run, session, &commands::script(&role.step("key-create"), &inputs, session.sudo), "secret")
-            .await?;
+        changed(run, session, "key-create", &inputs, "secret").await?;
     }
     for (logical, swarm_name, value) in &plan.secrets {
         let inputs = [
@@ -364,22 +356,12 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
             Input::new("SECRET_NAME", swarm_name.clone()),
             Input::secret("VALUE", value.clone()),
         ];
-        changed(
-            run,
-            session,
-            &commands::script(&role.step("secret-create"), &inputs, session.sudo),
-            "secret",
-        )
-        .await?;
+        changed(run, session, "secret-create", &inputs, "secret").await?;
     }
     for (rendered, _) in &plan.deploys {
         run.progress.step(&session.host, &format!("deploying stack {}", rendered.stack));
-        let invocation = commands::script(
-            &role.step("deploy"),
-            &deploy_inputs(rendered, &run.inv.images.resolve),
-            session.sudo,
-        );
-        if let Err(e) = changed(run, session, &invocation, "stack").await {
+        let inputs = deploy_inputs(rendered, &run.inv.images.resolve);
+        if let Err(e) = changed(run, session, "deploy", &inputs, "stack").await {
             run.report.fail_cluster(format!("{e:#}"));
             continue;
         }
@@ -398,13 +380,7 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
     if !plan.secret_prunes.is_empty() {
         run.progress.step(&session.host, "removing unused secret versions");
         let inputs = [Input::new("NAMES", plan.secret_prunes.join("\n"))];
-        changed(
-            run,
-            session,
-            &commands::script(&role.step("secret-remove"), &inputs, session.sudo),
-            "secret",
-        )
-        .await?;
+        changed(run, session, "secret-remove", &inputs, "secret").await?;
     }
     Ok(())
 }
@@ -424,14 +400,10 @@ fn deploy_inputs(rendered: &Rendered, resolve: &str) -> Vec<Input> {
     inputs
 }
 
-/// Runs a step that reports `changed: ...` lines; records them as cluster changes.
-async fn changed(
-    run: &mut Run,
-    session: &Session,
-    invocation: &commands::Invocation,
-    area: &str,
-) -> Result<()> {
-    let out = session.run_ok(invocation).await?;
+/// Runs a `stacks` step that reports `changed: ...` lines; records them as cluster changes.
+async fn changed(run: &mut Run, session: &Session, step: &str, inputs: &[Input], area: &str) -> Result<()> {
+    let invocation = commands::script(&roles::role("stacks").step(step), inputs, session.sudo);
+    let out = session.run_ok(&invocation).await?;
     for line in out.stdout.lines().filter_map(|l| l.strip_prefix("changed: ")) {
         run.report.record(&Change::new(CLUSTER, area, line));
     }
