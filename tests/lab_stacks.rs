@@ -12,7 +12,21 @@ use serde_json::Value;
 
 const PASSWORD: &str = "s3cret-lab-password";
 
-fn inventory(app_replicas: u32) -> PathBuf {
+/// Whether this machine's kernel, which the lab machines share, has what an encrypted overlay
+/// needs (IPsec ESP and AES-GCM), read from its configuration.
+fn kernel_has_ipsec() -> bool {
+    let out = Command::new("sh")
+        .args(["-c", "gzip -dc /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r)"])
+        .output()
+        .expect("sh");
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(config.contains("CONFIG_XFRM"), "the kernel's configuration is unreadable here");
+    ["CONFIG_INET_ESP", "CONFIG_CRYPTO_GCM"]
+        .iter()
+        .all(|o| config.lines().any(|l| l == format!("{o}=y") || l == format!("{o}=m")))
+}
+
+fn inventory(app_replicas: u32, encrypted: bool) -> PathBuf {
     let addr = |m: &str| lab(&["addr", m]).trim().to_string();
     let images = lab_dir().join("images");
     let text = format!(
@@ -24,7 +38,7 @@ hosts:
   - {{name: w2, address: {w2}, roles: [worker]}}
 networks:
   - name: reverse-proxy
-  - {{name: database, encrypted: true}}
+  - {{name: database, encrypted: {encrypted}}}
 secrets:
   - {{name: postgres_password, env: LAB_PG_PASSWORD}}
 images:
@@ -87,7 +101,32 @@ fn curl(args: &[&str]) -> (bool, String) {
 fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
     lab(&["images"]);
     lab(&["up", "m1", "w1", "w2"]);
-    let inv = inventory(2);
+    let encrypted = kernel_has_ipsec();
+
+    // 0. On a kernel without IPsec an encrypted overlay would drop traffic between nodes without
+    //    an error: init refuses every node before changing anything, naming network and line.
+    if !encrypted {
+        let inv = inventory(2, true);
+        let out = clusterup_with_env(
+            &["init", "-i", inv.to_str().unwrap(), "--json"],
+            &[("LAB_PG_PASSWORD", PASSWORD)],
+        );
+        let report = json(&out);
+        assert_eq!(out.status.code(), Some(1), "{report}");
+        assert_eq!(report["changed"], 0, "{report}");
+        for host in ["m1", "w1", "w2"] {
+            let error = report["hosts"][host]["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains("`database` (")
+                    && error.contains("stacks.yml line 9")
+                    && error.contains("CONFIG_INET_ESP"),
+                "{host}: {error}"
+            );
+        }
+        let engine = on("m1", "command -v dockerd || echo none");
+        assert_eq!(engine.trim(), "none", "the refused run installed the engine");
+    }
+    let inv = inventory(2, encrypted);
 
     // 1. Everything from nothing: engine, swarm, images, networks, secret, three stacks.
     let report = init(&inv);
@@ -110,7 +149,7 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
     let networks =
         on("m1", "docker network inspect --format '{{.Name}} {{.Options}}' database reverse-proxy");
     let database = networks.lines().find(|l| l.starts_with("database ")).unwrap_or_default();
-    assert!(database.contains("mtu:1450") && database.contains("encrypted:"), "{networks}");
+    assert!(database.contains("mtu:1450") && database.contains("encrypted:") == encrypted, "{networks}");
     let proxy_net = networks.lines().find(|l| l.starts_with("reverse-proxy ")).unwrap_or_default();
     assert!(proxy_net.contains("mtu:1450") && !proxy_net.contains("encrypted"), "{networks}");
 
@@ -122,18 +161,25 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
     let (ok, headers) = curl(&["-I", "-H", "Host: whoami.lab.test", &format!("http://{w1}/")]);
     assert!(ok && headers.contains("308"), "HTTP should redirect to HTTPS: {headers}");
 
-    // 3. Isolation: the database network reaches postgres; the proxy's network does not.
-    let reach = |network: &str| {
+    // 3. Isolation: the database network reaches postgres from every node (so across nodes
+    //    too, wherever its task runs); the proxy's network does not.
+    let reach = |node: &str, network: &str| {
         on(
-            "m1",
+            node,
             &format!(
                 "docker run --rm --network {network} clusterup-lab/postgres:lab pg_isready -h db_postgres -t 5 >/dev/null 2>&1 && echo yes || echo no"
             ),
         )
     };
-    assert_eq!(reach("database").trim(), "yes", "a container on `database` should reach postgres");
+    for node in ["m1", "w1", "w2"] {
+        assert_eq!(
+            reach(node, "database").trim(),
+            "yes",
+            "a container on `database` on {node} should reach postgres"
+        );
+    }
     assert_eq!(
-        reach("reverse-proxy").trim(),
+        reach("m1", "reverse-proxy").trim(),
         "no",
         "a container on the proxy's network must not reach postgres"
     );
@@ -151,7 +197,7 @@ fn stacks_deploy_route_isolate_and_redeploy_only_what_changed() {
     assert_eq!(before, after, "a no-op run redeployed a stack");
 
     // 5. One stack's var changes: `plan --diff` shows how, and only that stack is redeployed.
-    let inv = inventory(3);
+    let inv = inventory(3, encrypted);
     let out = clusterup_with_env(
         &["plan", "-i", inv.to_str().unwrap(), "--diff", "--json"],
         &[("LAB_PG_PASSWORD", PASSWORD)],

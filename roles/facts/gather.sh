@@ -36,3 +36,24 @@ if command -v dockerd >/dev/null 2>&1; then
 else
   echo "docker_installed=no"
 fi
+
+# Encrypted overlay networks are IPsec ESP with AES-GCM in the kernel. Without it the engine
+# creates the network all the same and drops the traffic between nodes without a word.
+# ipsec=yes, no:<what is missing>, or unknown when the kernel's configuration is unreadable.
+kernel_config() {
+  if [ -r /proc/config.gz ]; then
+    gzip -dc /proc/config.gz 2>/dev/null
+  elif [ -r "/boot/config-$(uname -r)" ]; then
+    cat "/boot/config-$(uname -r)"
+  fi
+}
+config=$(kernel_config | grep -E '^(# )?CONFIG_(XFRM_USER|INET_ESP|CRYPTO_GCM)[ =]')
+if [ -z "$config" ]; then
+  echo "ipsec=unknown"
+else
+  missing=""
+  for option in XFRM_USER INET_ESP CRYPTO_GCM; do
+    printf '%s\n' "$config" | grep -Eq "^CONFIG_${option}=[ym]" || missing="${missing:+$missing,}CONFIG_$option"
+  done
+  echo "ipsec=${missing:+no:}${missing:-yes}"
+fi

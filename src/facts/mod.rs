@@ -35,6 +35,20 @@ pub struct Facts {
     pub docker_installed: bool,
     pub docker_version: Option<String>,
     pub swarm: Option<SwarmInfo>,
+    /// Whether the kernel can carry an encrypted overlay network (IPsec ESP with AES-GCM).
+    pub ipsec: Ipsec,
+}
+
+/// The kernel's support for IPsec, as its configuration tells.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ipsec {
+    Yes,
+    /// The kernel options it lacks, e.g. `CONFIG_INET_ESP`.
+    Missing(Vec<String>),
+    /// Neither /proc/config.gz nor /boot/config-<release> could be read.
+    #[default]
+    Unknown,
 }
 
 /// `docker info --format '{{json .Swarm}}'`, the parts planning needs.
@@ -102,6 +116,13 @@ impl Facts {
                         .collect()
                 }
                 "docker_cli" => facts.docker_cli = value == "yes",
+                "ipsec" => {
+                    facts.ipsec = match value.strip_prefix("no:") {
+                        _ if value == "yes" => Ipsec::Yes,
+                        Some(missing) => Ipsec::Missing(missing.split(',').map(str::to_string).collect()),
+                        None => Ipsec::Unknown,
+                    }
+                }
                 "docker_installed" => facts.docker_installed = value == "yes",
                 "docker_version" => facts.docker_version = some(),
                 "swarm" if !value.is_empty() => {
@@ -225,6 +246,18 @@ swarm={"NodeID":"abc","NodeAddr":"10.213.7.11","LocalNodeState":"active","Contro
         assert_eq!(f.route_addr, None);
         let f = Facts::parse("os_id=debian\nroute_addr=fd00::5\n").unwrap();
         assert_eq!(f.route_addr.as_deref(), Some("fd00::5"));
+    }
+
+    #[test]
+    fn ipsec_support_is_read_with_what_the_kernel_lacks() {
+        let parse = |line: &str| Facts::parse(&format!("os_id=debian\n{line}\n")).unwrap().ipsec;
+        assert_eq!(parse("ipsec=yes"), Ipsec::Yes);
+        assert_eq!(
+            parse("ipsec=no:CONFIG_INET_ESP,CONFIG_CRYPTO_GCM"),
+            Ipsec::Missing(vec!["CONFIG_INET_ESP".into(), "CONFIG_CRYPTO_GCM".into()])
+        );
+        assert_eq!(parse("ipsec=unknown"), Ipsec::Unknown);
+        assert_eq!(parse(""), Ipsec::Unknown);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use serde_saphyr::Spanned;
 use super::error::InventoryError;
 use super::model::{
     AptSection, ClusterSection, DockerSection, ExposeEntry, HostEntry, ImagesSection, InventoryFile,
-    NetworkEntry, NfsSection, ScalarString, SecretEntry, SshSection, StackEntry, StorageSection, VolumeEntry,
+    NetworkEntry, NfsSection, OpenstackBastion, OpenstackRoleFrom, OpenstackSection, OpenstackSelect,
+    ScalarString, SecretEntry, SshSection, StackEntry, StorageSection, VolumeEntry,
 };
 
 /// The file as a tree of mappings and lists, keys with their positions; scalars are not kept.
@@ -69,7 +70,7 @@ fn allowed_keys(at: &str) -> Option<&'static [&'static str]> {
     Some(match at {
         "" => field_names::<InventoryFile>(),
         "cluster" => field_names::<ClusterSection>(),
-        "ssh" | "hosts[].ssh" => field_names::<SshSection>(),
+        "ssh" | "hosts[].ssh" | "openstack.ssh" => field_names::<SshSection>(),
         "docker" => field_names::<DockerSection>(),
         "apt" => field_names::<AptSection>(),
         "hosts[]" => field_names::<HostEntry>(),
@@ -81,6 +82,10 @@ fn allowed_keys(at: &str) -> Option<&'static [&'static str]> {
         "secrets[]" => field_names::<SecretEntry>(),
         "images" => field_names::<ImagesSection>(),
         "volumes[]" => field_names::<VolumeEntry>(),
+        "openstack" => field_names::<OpenstackSection>(),
+        "openstack.select" => field_names::<OpenstackSelect>(),
+        "openstack.role_from" => field_names::<OpenstackRoleFrom>(),
+        "openstack.bastion" => field_names::<OpenstackBastion>(),
         _ => return None,
     })
 }
@@ -273,5 +278,33 @@ mod tests {
             "{}",
             errors[2]
         );
+    }
+
+    #[test]
+    fn the_openstack_source_and_its_subsections() {
+        let errors = unknown(
+            &[
+                "cluster: {name: k}",
+                "openstack:",
+                "  clod: c",
+                "  select: {name_prefx: s, metadata: {anything: 1}}",
+                "  role_from: {metdata: role}",
+                "  network: n",
+                "  bastion: {sever: b}",
+                "  ssh: {usr: x}",
+            ]
+            .join("\n"),
+        );
+        let wanted = [
+            "`clod` in `openstack`: did you mean `cloud`?",
+            "`name_prefx` in `openstack.select`: did you mean `name_prefix`?",
+            "`metdata` in `openstack.role_from`: did you mean `metadata`?",
+            "`sever` in `openstack.bastion`: did you mean `server`?",
+            "`usr` in `openstack.ssh`: did you mean `user`?",
+        ];
+        assert_eq!(errors.len(), wanted.len(), "{errors:?}");
+        for (error, wanted) in errors.iter().zip(wanted) {
+            assert!(error.contains(wanted), "{error}");
+        }
     }
 }

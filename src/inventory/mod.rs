@@ -154,6 +154,9 @@ pub struct Network {
     pub encrypted: bool,
     /// None: the smallest interface MTU found on the nodes, minus the VXLAN overhead.
     pub mtu: Option<u32>,
+    /// Line of the network's entry, for messages.
+    #[serde(skip)]
+    pub line: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -72,7 +72,12 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
     let networks = file
         .networks
         .into_iter()
-        .map(|n| Network { name: n.value.name.value, encrypted: n.value.encrypted, mtu: n.value.mtu })
+        .map(|n| Network {
+            line: n.referenced.line(),
+            name: n.value.name.value,
+            encrypted: n.value.encrypted,
+            mtu: n.value.mtu,
+        })
         .collect();
     let mut stacks = Vec::new();
     let mut absent_stacks = Vec::new();

@@ -149,7 +149,11 @@ fn networks_stacks_and_secrets_resolve() {
          - {{name: app, template: whoami, networks: [database], expose: [{{service: web, host: app.example.com, port: 80}}]}}\n"
     );
     let inv = load(&text).unwrap();
-    assert_eq!(inv.networks[1], Network { name: "database".into(), encrypted: true, mtu: Some(1400) });
+    assert_eq!(
+        inv.networks[1],
+        Network { name: "database".into(), encrypted: true, mtu: Some(1400), line: inv.networks[1].line }
+    );
+    assert!(inv.networks[1].line > inv.networks[0].line);
     assert_eq!(inv.stacks[0].template, TemplateRef::Builtin("caddy".into()));
     // Exposing services joins the proxy's network without saying so.
     assert_eq!(inv.stacks[1].networks, ["database", "reverse-proxy"]);

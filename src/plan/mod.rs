@@ -5,6 +5,7 @@ pub mod converge;
 pub mod diff;
 pub mod files;
 pub mod hosts;
+pub mod kernel;
 pub mod packages;
 pub mod services;
 pub mod swarm;

@@ -227,7 +227,7 @@ mod tests {
     }
 
     fn net(name: &str, encrypted: bool, mtu: Option<u32>) -> Network {
-        Network { name: name.into(), encrypted, mtu }
+        Network { name: name.into(), encrypted, mtu, line: 1 }
     }
 
     #[test]

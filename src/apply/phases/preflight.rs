@@ -1,5 +1,6 @@
 //! Refuse, before anything is changed anywhere, what would break the cluster: unsupported
-//! systems and cloned machines (duplicate machine-ids).
+//! systems, cloned machines (duplicate machine-ids), and kernels that cannot carry the
+//! inventory's encrypted networks.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +35,10 @@ pub fn run(run: &mut Run) -> Result<(), String> {
             ));
         }
     }
+
+    let kernels = crate::plan::kernel::check(&run.inv, &run.facts);
+    refused.extend(kernels.refused);
+    run.report.warnings.extend(kernels.warnings);
 
     if refused.is_empty() {
         return Ok(());
