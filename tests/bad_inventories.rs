@@ -1240,7 +1240,7 @@ const CASES: &[Case] = &[
         command: Inventory,
         blame: INV,
         line: Some(5),
-        fragment: "unknown field `netwrok`",
+        fragment: "unknown key `netwrok` in `openstack`: did you mean `network`?",
     },
     Case {
         name: "openstack_selects_everything",
