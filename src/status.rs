@@ -49,6 +49,9 @@ pub struct Status {
     pub services: Vec<ServiceRow>,
     /// Every exposed route: URL -> upstream.
     pub routes: Vec<(String, String)>,
+    /// Where the monitoring stack's Grafana is, when the inventory has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<String>,
     /// Who holds the cluster lock now, if anyone.
     pub lock: Option<String>,
     /// The last lines of the audit log (one per run that changed something).
@@ -105,6 +108,7 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
                     networks,
                     services,
                     routes,
+                    monitoring: monitoring(inv),
                     lock,
                     audit,
                 });
@@ -113,6 +117,26 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
         }
     }
     Err(anyhow!("no manager of the inventory could list the swarm:\n  {}", errors.join("\n  ")))
+}
+
+/// The line `status` shows for the monitoring stack: Grafana's URL and how to log in, or how
+/// to reach it when it is not exposed.
+pub fn monitoring(inv: &Inventory) -> Option<String> {
+    let stack = inv
+        .stacks
+        .iter()
+        .find(|s| matches!(&s.template, crate::inventory::TemplateRef::Builtin(t) if t == "monitoring"))?;
+    let secret =
+        stack.vars.get("grafana_admin_secret").and_then(|v| v.as_str()).unwrap_or("grafana_admin_password");
+    Some(match stack.expose.iter().find(|e| e.service == "grafana") {
+        Some(route) => {
+            format!("Grafana: https://{}/ (user admin, the password of secret `{secret}`)", route.host)
+        }
+        None => format!(
+            "Grafana of stack `{}` is not exposed: add `expose: [{{service: grafana, host: NAME, port: 3000}}]` to it",
+            stack.name
+        ),
+    })
 }
 
 /// The cluster lock's holder and the audit log's last lines, as this manager keeps them.
@@ -223,6 +247,9 @@ pub fn print_human(status: &Status) {
             println!("{url} -> {upstream}");
         }
     }
+    if let Some(monitoring) = &status.monitoring {
+        println!("\nMONITORING\n{monitoring}");
+    }
     if let Some(lock) = &status.lock {
         println!("\nLOCKED by {lock}");
     }
@@ -252,5 +279,38 @@ fn print_nodes(status: &Status) {
             n.address,
             labels.join(",")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::inventory::Inventory;
+
+    fn inventory(stacks: &str) -> Inventory {
+        let text = format!(
+            "cluster: {{name: s}}\nhosts: [{{name: m1, address: 10.0.0.1, roles: [manager]}}]\n\
+             networks: [{{name: reverse-proxy}}, {{name: monitoring}}]\n\
+             secrets: [{{name: influxdb_admin_password, env: A}}, {{name: influxdb_password, env: B}}, {{name: grafana_admin_password, env: C}}]\n\
+             stacks:\n{stacks}"
+        );
+        Inventory::from_text(Path::new("/inv/s.yml"), &text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn status_names_grafanas_url_or_how_to_expose_it() {
+        assert_eq!(super::monitoring(&inventory("  - {name: app, template: whoami}\n")), None);
+        let exposed = inventory(
+            "  - {name: mon, template: monitoring, expose: [{service: grafana, host: grafana.example.com, port: 3000}]}\n",
+        );
+        assert_eq!(
+            super::monitoring(&exposed).as_deref(),
+            Some(
+                "Grafana: https://grafana.example.com/ (user admin, the password of secret `grafana_admin_password`)"
+            )
+        );
+        let hidden = super::monitoring(&inventory("  - {name: mon, template: monitoring}\n")).unwrap();
+        assert!(hidden.contains("stack `mon` is not exposed") && hidden.contains("port: 3000"), "{hidden}");
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{clusterup_with_env, json, lab, lab_dir, on};
+use common::{clusterup_with_env, json, lab, lab_dir, on, three_machines_with_proxy};
 use serde_json::Value;
 
 const PASSWORD: &str = "s3cret-lab-password";
@@ -27,28 +27,13 @@ fn kernel_has_ipsec() -> bool {
 }
 
 fn inventory(app_replicas: u32, encrypted: bool) -> PathBuf {
-    let addr = |m: &str| lab(&["addr", m]).trim().to_string();
-    let images = lab_dir().join("images");
-    let text = format!(
-        r#"cluster: {{name: lab}}
-ssh: {{user: admin, identity_file: id_ed25519, known_hosts: known_hosts, host_key_policy: accept-new}}
-hosts:
-  - {{name: m1, address: {m1}, roles: [manager]}}
-  - {{name: w1, address: {w1}, roles: [worker], labels: {{proxy: true}}}}
-  - {{name: w2, address: {w2}, roles: [worker]}}
-networks:
-  - name: reverse-proxy
-  - {{name: database, encrypted: {encrypted}}}
-secrets:
-  - {{name: postgres_password, env: LAB_PG_PASSWORD}}
-images:
-  resolve: never
-  preload: [{images}/caddy.tar, {images}/app.tar, {images}/postgres.tar]
-stacks:
-  - name: proxy
-    template: caddy
-    vars: {{image: "clusterup-lab/caddy:lab", endpoint_mode: dnsrr, placement_label: proxy}}
-  - name: whoami
+    let sections = format!(
+        "networks:\n  - name: reverse-proxy\n  - {{name: database, encrypted: {encrypted}}}\n\
+         secrets:\n  - {{name: postgres_password, env: LAB_PG_PASSWORD}}\n"
+    );
+    let text = three_machines_with_proxy(&sections, &["caddy.tar", "app.tar", "postgres.tar"])
+        + &format!(
+            r#"  - name: whoami
     template: whoami
     vars: {{image: "clusterup-lab/app:lab", replicas: {app_replicas}, endpoint_mode: dnsrr}}
     expose: [{{service: web, host: whoami.lab.test, port: 8080}}]
@@ -56,12 +41,8 @@ stacks:
     template: postgres
     vars: {{image: "clusterup-lab/postgres:lab", endpoint_mode: dnsrr, user: app, db: app}}
     networks: [database]
-"#,
-        m1 = addr("m1"),
-        w1 = addr("w1"),
-        w2 = addr("w2"),
-        images = images.display(),
-    );
+"#
+        );
     let path = lab_dir().join("stacks.yml");
     std::fs::write(&path, text).unwrap();
     path

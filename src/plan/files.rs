@@ -12,7 +12,7 @@ use crate::inventory::DockerSettings;
 /// serde: no value can break the JSON, which would stop the engine on every node. Fields in
 /// this order, pretty-printed, so the file is byte for byte what earlier versions wrote (a
 /// different file would restart every engine).
-pub fn daemon_json(docker: &DockerSettings) -> String {
+pub fn daemon_json(docker: &DockerSettings, metrics_address: Option<&str>) -> String {
     #[derive(Serialize)]
     struct DaemonJson<'a> {
         #[serde(rename = "log-driver")]
@@ -32,7 +32,7 @@ pub fn daemon_json(docker: &DockerSettings) -> String {
     let file = DaemonJson {
         log_driver: "json-file",
         log_opts: LogOpts { max_size: &docker.log_max_size, max_file: docker.log_max_file.to_string() },
-        metrics_addr: docker.metrics_address.as_deref(),
+        metrics_addr: metrics_address,
     };
     serde_json::to_string_pretty(&file).unwrap_or_default()
 }
@@ -64,12 +64,12 @@ mod tests {
             metrics_address: None,
         };
         assert_eq!(
-            daemon_json(&docker),
+            daemon_json(&docker, None),
             "{\n  \"log-driver\": \"json-file\",\n  \"log-opts\": {\n    \"max-size\": \"10m\",\n    \"max-file\": \"3\"\n  }\n}"
         );
-        docker.metrics_address = Some("0.0.0.0:9323".into());
         docker.log_max_size = "a\"b".into(); // validation refuses it; serde still keeps the JSON whole
-        let parsed: serde_json::Value = serde_json::from_str(&daemon_json(&docker)).unwrap();
+        let parsed: serde_json::Value =
+            serde_json::from_str(&daemon_json(&docker, Some("0.0.0.0:9323"))).unwrap();
         assert_eq!(parsed["metrics-addr"], "0.0.0.0:9323");
         assert_eq!(parsed["log-opts"]["max-size"], "a\"b");
     }

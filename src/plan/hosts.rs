@@ -22,6 +22,9 @@ pub fn firewall_rules(inv: &Inventory, facts: &BTreeMap<String, Facts>, host: &s
             for port in ["2377/tcp", "7946/tcp", "7946/udp", "4789/udp"] {
                 rules.push(format!("{port} {addr}"));
             }
+            if uses_builtin(inv, "monitoring") {
+                rules.push(format!("{ENGINE_METRICS_PORT}/tcp {addr}"));
+            }
         }
         if nfs_server {
             rules.push(format!("2049/tcp {addr}"));
@@ -46,7 +49,38 @@ pub fn firewall_rules(inv: &Inventory, facts: &BTreeMap<String, Facts>, host: &s
     rules
 }
 
-fn node_address(h: &crate::inventory::Host, facts: &BTreeMap<String, Facts>) -> String {
+/// The port the engines serve their metrics on when the monitoring stack scrapes them.
+pub const ENGINE_METRICS_PORT: u16 = 9323;
+
+/// Whether a stack of the inventory uses the built-in template `name`.
+pub fn uses_builtin(inv: &Inventory, name: &str) -> bool {
+    inv.stacks.iter().any(|s| matches!(&s.template, crate::inventory::TemplateRef::Builtin(t) if t == name))
+}
+
+/// Where `host`'s engine serves its Prometheus metrics (`metrics-addr` in daemon.json): the
+/// inventory's `docker.metrics_address` when set; with the monitoring stack, the node's own
+/// swarm address, so that the endpoint is reachable from the swarm's network and not on every
+/// interface; otherwise nowhere.
+pub fn engine_metrics_address(
+    inv: &Inventory,
+    facts: &BTreeMap<String, Facts>,
+    host: &str,
+) -> Option<String> {
+    if let Some(address) = &inv.docker.metrics_address {
+        return Some(address.clone());
+    }
+    let h = inv.host(host).filter(|h| h.is_swarm_node())?;
+    if !uses_builtin(inv, "monitoring") {
+        return None;
+    }
+    let address = node_address(h, facts);
+    Some(match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{ENGINE_METRICS_PORT}"),
+        _ => format!("{address}:{ENGINE_METRICS_PORT}"),
+    })
+}
+
+pub fn node_address(h: &crate::inventory::Host, facts: &BTreeMap<String, Facts>) -> String {
     h.advertise_address
         .clone()
         .or_else(|| facts.get(&h.name).and_then(|f| f.route_addr.clone()))
@@ -100,5 +134,36 @@ mod tests {
         assert!(w1.contains(&"443/tcp any".to_string()), "{w1:?}");
         let nas = firewall_rules(&inv, &facts, "nas");
         assert_eq!(nas, ["2049/tcp 10.0.0.1", "2049/tcp 10.0.0.2"]);
+    }
+
+    #[test]
+    fn the_monitoring_stack_turns_on_each_engines_metrics_on_its_swarm_address() {
+        let text = |stacks: &str| {
+            format!(
+                "cluster: {{name: f}}\nhosts:\n\
+                 - {{name: m1, address: m1.lan, roles: [manager]}}\n\
+                 - {{name: w1, address: 10.0.0.2, advertise_address: \"fd00::2\"}}\n\
+                 - {{name: nas, address: 10.0.0.9, kind: nas}}\n{stacks}"
+            )
+        };
+        let inv =
+            |stacks: &str| Inventory::from_text(std::path::Path::new("/inv/f.yml"), &text(stacks)).unwrap();
+        let facts: BTreeMap<String, Facts> =
+            [("m1".to_string(), Facts { route_addr: Some("10.0.0.1".into()), ..Default::default() })].into();
+
+        let plain = inv("");
+        assert_eq!(engine_metrics_address(&plain, &facts, "m1"), None);
+        assert!(!firewall_rules(&plain, &facts, "w1").iter().any(|r| r.starts_with("9323/")));
+
+        let monitored = inv("stacks: [{name: mon, template: monitoring}]\n");
+        assert_eq!(engine_metrics_address(&monitored, &facts, "m1").as_deref(), Some("10.0.0.1:9323"));
+        assert_eq!(engine_metrics_address(&monitored, &facts, "w1").as_deref(), Some("[fd00::2]:9323"));
+        assert_eq!(engine_metrics_address(&monitored, &facts, "nas"), None, "the NAS runs no engine");
+        let w1 = firewall_rules(&monitored, &facts, "w1");
+        assert!(w1.contains(&"9323/tcp 10.0.0.1".to_string()), "{w1:?}");
+
+        let mut chosen = inv("stacks: [{name: mon, template: monitoring}]\n");
+        chosen.docker.metrics_address = Some("127.0.0.1:9323".into());
+        assert_eq!(engine_metrics_address(&chosen, &facts, "w1").as_deref(), Some("127.0.0.1:9323"));
     }
 }

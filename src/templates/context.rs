@@ -6,7 +6,31 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::facts::Facts;
 use crate::inventory::{Inventory, PROXY_NETWORK, Stack};
+
+/// A swarm node as templates see it (`nodes`): what a per-node scrape or rule needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub name: String,
+    /// The address the other nodes reach it at: `advertise_address`, else the address facts
+    /// found on its default route, else (offline) the inventory's `address`.
+    pub address: String,
+    pub manager: bool,
+}
+
+/// The inventory's swarm nodes, their addresses from facts where there are any.
+pub fn nodes(inv: &Inventory, facts: &BTreeMap<String, Facts>) -> Vec<Node> {
+    inv.hosts
+        .iter()
+        .filter(|h| h.is_swarm_node())
+        .map(|h| Node {
+            name: h.name.clone(),
+            address: crate::plan::hosts::node_address(h, facts),
+            manager: h.is_manager(),
+        })
+        .collect()
+}
 
 /// One host name routed by the proxy to a service.
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +78,7 @@ pub fn build(
     stack: &Stack,
     vars: Map<String, Value>,
     secrets: &BTreeMap<String, String>,
+    nodes: &[Node],
 ) -> Map<String, Value> {
     let all = routes(inv);
     let own: Vec<&Route> = all.iter().filter(|r| r.stack == stack.name).collect();
@@ -66,12 +91,33 @@ pub fn build(
         "expose": own,
         "routes": all,
         "secrets": secrets,
+        "nodes": nodes,
+        "monitoring": monitoring(inv),
         "configs": {},
     });
     match context {
         Value::Object(map) => map,
         _ => unreachable!("built from an object literal"),
     }
+}
+
+/// The inventory's monitoring stack as other templates see it (`monitoring`, null without
+/// one): where ShinyProxy sends its usage statistics, with which user and secret.
+fn monitoring(inv: &Inventory) -> Value {
+    let stack = inv
+        .stacks
+        .iter()
+        .find(|s| matches!(&s.template, crate::inventory::TemplateRef::Builtin(t) if t == "monitoring"));
+    let Some(stack) = stack else { return Value::Null };
+    let defaults = super::builtin("monitoring").map(|t| t.defaults).unwrap_or_default();
+    let var = |key: &str| stack.vars.get(key).or_else(|| defaults.get(key)).cloned().unwrap_or(Value::Null);
+    json!({
+        "stack": stack.name,
+        "network": var("network"),
+        "influxdb_url": format!("http://{}_influxdb:8086/write?db=shinyproxy_usagestats", stack.name),
+        "user": var("influxdb_user"),
+        "password_secret": var("influxdb_user_secret"),
+    })
 }
 
 #[cfg(test)]

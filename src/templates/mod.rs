@@ -3,7 +3,7 @@
 //! Pure: no host is touched, so `clusterup render` and the unit tests use it as is.
 
 mod check;
-mod context;
+pub mod context;
 
 use std::collections::BTreeMap;
 
@@ -153,14 +153,24 @@ fn versioned(name: &str, content: &[u8]) -> String {
     format!("{name}_{}", &sha256_hex(content)[..8])
 }
 
-/// Renders one stack of the inventory.
+/// Renders one stack of the inventory with no host at hand (nodes at their inventory addresses).
 pub fn render_stack(inv: &Inventory, stack: &Stack, secrets: &BTreeMap<String, String>) -> Result<Rendered> {
+    render_stack_on(inv, stack, secrets, &context::nodes(inv, &BTreeMap::new()))
+}
+
+/// Renders one stack of the inventory for the nodes facts found.
+pub fn render_stack_on(
+    inv: &Inventory,
+    stack: &Stack,
+    secrets: &BTreeMap<String, String>,
+    nodes: &[context::Node],
+) -> Result<Rendered> {
     let template = load(stack).with_context(|| format!("stack `{}`", stack.name))?;
     let mut vars = template.defaults.clone();
     for (k, v) in &stack.vars {
         vars.insert(k.clone(), v.clone());
     }
-    let mut ctx = context::build(inv, stack, vars, secrets);
+    let mut ctx = context::build(inv, stack, vars, secrets, nodes);
 
     let mut files = Vec::new();
     let mut configs = Map::new();
@@ -307,5 +317,7 @@ pub fn describe(rendered: &Rendered) -> String {
     out
 }
 
+#[cfg(test)]
+mod monitoring_tests;
 #[cfg(test)]
 mod tests;

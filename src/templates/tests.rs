@@ -34,7 +34,7 @@ fn assert_valid_compose(name: &str, compose: &Value) {
 fn inventory(stacks: &str) -> Inventory {
     let text = format!(
         "cluster: {{name: t}}\nhosts:\n  - {{name: m1, address: 10.0.0.1, roles: [manager]}}\n\
-         networks:\n  - {{name: reverse-proxy}}\n  - {{name: database, encrypted: true}}\n  - {{name: object-store}}\n  - {{name: memory-store}}\n\
+         networks:\n  - {{name: reverse-proxy}}\n  - {{name: database, encrypted: true}}\n  - {{name: object-store}}\n  - {{name: memory-store}}\n  - {{name: monitoring}}\n\
          stacks:\n{stacks}"
     );
     Inventory::from_text(Path::new("/inv/t.yml"), &text).unwrap_or_else(|e| panic!("{e}"))
@@ -48,6 +48,9 @@ fn secrets() -> BTreeMap<String, String> {
         "traefik_dashboard_users",
         "shinyproxy_client_secret",
         "openid_client_secret",
+        "influxdb_admin_password",
+        "influxdb_password",
+        "grafana_admin_password",
     ]
     .iter()
     .map(|n| (n.to_string(), format!("{n}_0123abcd")))
@@ -204,7 +207,7 @@ fn the_homelab_example_renders_every_stack() {
         .unwrap()
         .replace("~/.ssh/id_ed25519", key.to_str().unwrap());
     let inv = Inventory::from_text(&root.join("inventories/homelab.yml"), &text).unwrap();
-    assert_eq!(inv.stacks.len(), 4);
+    assert_eq!(inv.stacks.len(), 5);
     for stack in &inv.stacks {
         let rendered = render_stack(&inv, stack, &secrets()).unwrap_or_else(|e| panic!("{e:#}"));
         assert_valid_compose(&stack.name, &parsed(&rendered));
@@ -269,4 +272,30 @@ fn placement_is_checked_against_roles_and_labels() {
     assert_eq!(findings.warnings.len(), 1, "the unset secret value: {:?}", findings.warnings);
     let strict = check(&inv, SecretValues::Required);
     assert_eq!(strict.errors.len(), 1, "{:?}", strict.errors);
+}
+
+#[test]
+fn shinyproxy_sends_its_usage_statistics_to_the_monitoring_stack_when_there_is_one() {
+    let alone = inventory("  - {name: apps, template: shinyproxy}\n");
+    let rendered = render_stack(&alone, &alone.stacks[0], &secrets()).unwrap();
+    assert!(!rendered.deployed_text().contains("usage-stats"), "no InfluxDB, no statistics");
+
+    let both = inventory("  - {name: apps, template: shinyproxy}\n  - {name: mon, template: monitoring}\n");
+    let rendered = render_stack(&both, &both.stacks[0], &secrets()).unwrap();
+    let compose = parsed(&rendered);
+    assert_valid_compose("apps", &compose);
+    let service = &compose["services"]["shinyproxy"];
+    assert!(service["networks"].as_array().unwrap().contains(&Value::from("monitoring")), "{service}");
+    assert_eq!(compose["networks"]["monitoring"]["external"], true);
+    let secret =
+        service["secrets"].as_array().unwrap().iter().find(|s| s["target"] == "proxy.usage-stats-password");
+    assert_eq!(secret.map(|s| &s["source"]), Some(&Value::from("usage_stats_password")), "{service}");
+    assert_eq!(compose["secrets"]["usage_stats_password"]["name"], "influxdb_password_0123abcd");
+    let application = &rendered.files.iter().find(|(f, _)| f == "application.yml").unwrap().1;
+    assert!(
+        application.contains(
+            "usage-stats-url: \"http://mon_influxdb:8086/write?db=shinyproxy_usagestats&u=telegraf&p=${proxy.usage-stats-password}\""
+        ),
+        "{application}"
+    );
 }

@@ -22,6 +22,36 @@ pub fn lab(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The start of an inventory of lab machines m1 (manager), w1 (worker, label `proxy`) and w2
+/// (worker), followed by `images: {resolve: never, preload: [...]}` with the given archives of
+/// the lab's images, and a Caddy `proxy` stack pinned to w1; the caller adds networks, secrets
+/// and its own stacks after `stacks:`.
+pub fn three_machines_with_proxy(sections: &str, archives: &[&str]) -> String {
+    let addr = |m: &str| lab(&["addr", m]).trim().to_string();
+    let images = lab_dir().join("images");
+    let preload: Vec<String> = archives.iter().map(|a| format!("{}/{a}", images.display())).collect();
+    format!(
+        r#"cluster: {{name: lab}}
+ssh: {{user: admin, identity_file: id_ed25519, known_hosts: known_hosts, host_key_policy: accept-new}}
+hosts:
+  - {{name: m1, address: {m1}, roles: [manager]}}
+  - {{name: w1, address: {w1}, roles: [worker], labels: {{proxy: true}}}}
+  - {{name: w2, address: {w2}, roles: [worker]}}
+{sections}images:
+  resolve: never
+  preload: [{preload}]
+stacks:
+  - name: proxy
+    template: caddy
+    vars: {{image: "clusterup-lab/caddy:lab", endpoint_mode: dnsrr, placement_label: proxy}}
+"#,
+        m1 = addr("m1"),
+        w1 = addr("w1"),
+        w2 = addr("w2"),
+        preload = preload.join(", "),
+    )
+}
+
 /// Runs a command on a lab machine through docker, independently of clusterup.
 pub fn on(machine: &str, script: &str) -> String {
     lab(&["exec", machine, "sh", "-c", script])

@@ -27,7 +27,8 @@ fn roles_for(
     let mut list = Vec::new();
     if h.is_swarm_node() {
         let docker = roles::role("docker");
-        let daemon_json = crate::plan::files::daemon_json(&inv.docker);
+        let metrics = crate::plan::hosts::engine_metrics_address(inv, facts, host);
+        let daemon_json = crate::plan::files::daemon_json(&inv.docker, metrics.as_deref());
         let source = serde_json::to_value(inv.docker.source)?.as_str().unwrap_or("distro").to_string();
         let host_facts = facts.get(host).cloned().unwrap_or_default();
         let packages = crate::plan::packages::engine_packages(inv.docker.source, &host_facts).join(" ");

@@ -254,8 +254,9 @@ fn decide(run: &mut Run, observed: &Observed, new_key: Option<String>) -> Result
     }
     let mut deploys = Vec::new();
     let mut volumes = Vec::new();
+    let nodes = templates::context::nodes(&run.inv, &run.facts);
     for stack in &run.inv.stacks {
-        let rendered = templates::render_stack(&run.inv, stack, &names)?;
+        let rendered = templates::render_stack_on(&run.inv, stack, &names, &nodes)?;
         for (name, options) in &rendered.nfs_volumes {
             let opt = |k: &str| options["driver_opts"][k].as_str().unwrap_or_default().to_string();
             volumes.push(format!("{name} {} {}", opt("o"), opt("device")));
