@@ -329,6 +329,7 @@ docker:
   log_max_size: 10m        # json-file log rotation, written to /etc/docker/daemon.json
   log_max_file: 3
   # metrics_address: 0.0.0.0:9323   # the engine's Prometheus endpoint
+  # drain_workers_on_restart: false  # restart workers' engines with their tasks in place
 
 ",
     );

@@ -107,11 +107,17 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     );
     let out = clusterup(&["plan", "-i", inv(&six), "--exit-code", "--json"]);
     assert_eq!(out.status.code(), Some(2), "plan should report pending changes");
-    assert_eq!(changed_hosts(&json(&out)), ["m2", "m3", "w3"]);
+    let plan = json(&out);
+    assert_eq!(changed_hosts(&plan), ["m2", "m3", "w3"]);
     let out = clusterup(&["init", "-i", inv(&six), "--json"]);
     assert!(out.status.success(), "growing init failed");
     let report = json(&out);
     assert_eq!(changed_hosts(&report), ["m2", "m3", "w3"], "{report}");
+    // On a grown cluster too, the plan was the applied list, item for item on every host.
+    for host in ["m1", "m2", "m3", "w1", "w2", "w3"] {
+        assert_eq!(plan["hosts"][host]["changes"], report["hosts"][host]["changes"], "{host}");
+    }
+    assert_eq!(plan["changed"], report["changed"]);
     let rows = nodes();
     assert_eq!(rows.len(), 6, "{rows:?}");
     assert!(rows.iter().all(|(_, state, _, _)| state == "ready"), "{rows:?}");
@@ -135,9 +141,20 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
             ("w3", "worker", ""),
         ],
     );
+    let plan = json(&clusterup(&["plan", "-i", inv(&no_disk), "--json"]));
     let out = clusterup(&["init", "-i", inv(&no_disk), "--json"]);
     let report = json(&out);
-    assert!(report["hosts"]["w2"]["changes"].to_string().contains("removed node label disk"), "{report}");
+    assert!(
+        report["hosts"]["w2"]["changes"]
+            .to_string()
+            .contains("remove node label disk (no longer in the inventory)"),
+        "{report}"
+    );
+    assert_eq!(
+        plan["hosts"]["w2"]["changes"], report["hosts"]["w2"]["changes"],
+        "a label removal as planned"
+    );
+    assert_eq!(plan["changed"], report["changed"]);
     let w2 = on("m1", "docker node inspect --format '{{json .Spec.Labels}}' w2");
     assert!(!w2.contains("\"disk\"") && w2.contains("\"team\":\"ops\""), "{w2}");
     let out = clusterup(&["init", "-i", inv(&six), "--json"]);

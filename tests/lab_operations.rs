@@ -132,18 +132,23 @@ fn faults_locks_role_changes_and_removals() {
     let m3_worker: Vec<(&str, &str, &str)> =
         FIVE.iter().map(|h| if h.0 == "m3" { ("m3", "worker", "") } else { *h }).collect();
     let demoted = inventory("ops-demote.yml", "lab", &m3_worker, "");
+    let (_, plan) = run(&["plan"], &demoted);
     let (code, report) = run(&["init"], &demoted);
     assert_eq!(code, Some(0), "{report}");
-    assert!(report["hosts"]["m3"]["changes"].to_string().contains("demoted"), "{report}");
+    assert!(report["hosts"]["m3"]["changes"].to_string().contains("demote to worker"), "{report}");
+    assert_eq!(plan["hosts"]["m3"]["changes"], report["hosts"]["m3"]["changes"], "a demotion as planned");
     wait_until("m3 shown as a worker", || managers().len() == 2);
+    let (_, plan) = run(&["plan"], &inv);
     let (code, report) = run(&["init"], &inv);
     assert_eq!(code, Some(0), "{report}");
-    assert!(report["hosts"]["m3"]["changes"].to_string().contains("promoted"), "{report}");
+    assert!(report["hosts"]["m3"]["changes"].to_string().contains("promote to manager"), "{report}");
+    assert_eq!(plan["hosts"]["m3"]["changes"], report["hosts"]["m3"]["changes"], "a promotion as planned");
     wait_until("m3 a reachable manager again", || managers().iter().any(|m| m == "m3 Reachable"));
 
     // --- A daemon.json change rolls: sampled from outside, at least 2 of the 3 managers'
     //     engines are up at every moment; every host is restarted once, and back in the swarm.
     let bigger_logs = inventory("ops-logs.yml", "lab", FIVE, "docker: {log_max_size: 20m}\n");
+    let (_, plan) = run(&["plan"], &bigger_logs);
     let (samples, (code, report)) = sampling_managers(|| run(&["init"], &bigger_logs));
     assert_eq!(code, Some(0), "{report}");
     for host in ["m1", "m2", "m3", "w1", "w2"] {
@@ -151,6 +156,7 @@ fn faults_locks_role_changes_and_removals() {
             report["hosts"][host]["changes"].to_string().contains("restart docker for the new daemon.json"),
             "{host}: {report}"
         );
+        assert_eq!(plan["hosts"][host]["changes"], report["hosts"][host]["changes"], "{host}: as planned");
     }
     assert!(samples.len() >= 10, "too few samples to judge: {samples:?}");
     let fewest = samples.iter().min().copied().unwrap_or(0);
@@ -182,9 +188,14 @@ fn faults_locks_role_changes_and_removals() {
     let w2_absent: Vec<(&str, &str, &str)> =
         FIVE.iter().map(|h| if h.0 == "w2" { ("w2", "worker", ", state: absent") } else { *h }).collect();
     let without_w2 = inventory("ops-absent.yml", "lab", &w2_absent, "");
+    let (_, plan) = run(&["plan"], &without_w2);
     let (code, report) = run(&["init"], &without_w2);
     assert_eq!(code, Some(0), "{report}");
-    assert!(report["hosts"]["w2"]["changes"].to_string().contains("removed node"), "{report}");
+    assert!(
+        report["hosts"]["w2"]["changes"].to_string().contains("remove from the swarm (drain, leave"),
+        "{report}"
+    );
+    assert_eq!(plan["hosts"]["w2"]["changes"], report["hosts"]["w2"]["changes"], "a removal as planned");
     wait_until("w2 gone from the node list", || hostnames() == ["m1", "m2", "m3", "w1"]);
     assert_eq!(on("w2", "docker info --format '{{.Swarm.LocalNodeState}}'").trim(), "inactive");
     lab(&["stop", "m3"]);

@@ -30,9 +30,11 @@ if command -v docker >/dev/null 2>&1; then echo "docker_cli=yes"; else echo "doc
 echo "apparmor_enabled=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo N)"
 if command -v dockerd >/dev/null 2>&1; then
   echo "docker_installed=yes"
-  echo "docker_version=$(docker version --format '{{.Server.Version}}' 2>/dev/null)"
+  # One call for both (each docker call costs about 25 ms); both empty when the engine is down.
+  info=$(docker info --format '{{.ServerVersion}}|{{json .Swarm}}' 2>/dev/null) || info="|"
+  echo "docker_version=${info%%|*}"
   # printf, not echo: dash's echo would turn the certificate's \n escapes into line breaks.
-  printf 'swarm=%s\n' "$(docker info --format '{{json .Swarm}}' 2>/dev/null)"
+  printf 'swarm=%s\n' "${info#*|}"
 else
   echo "docker_installed=no"
 fi

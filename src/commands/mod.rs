@@ -56,9 +56,62 @@ impl Input {
 /// Runs `script` with `inputs` in its environment, as root (through `sudo -n` when the SSH
 /// user is not root).
 pub fn script(script: &Script, inputs: &[Input], sudo: bool) -> Invocation {
+    let mut text = preamble();
+    let shown = exports(&mut text, inputs);
+    text.push_str(&script.body);
+    Invocation {
+        command: sh(sudo),
+        stdin: text.into_bytes(),
+        stdin_file: None,
+        display: display(script, &shown),
+    }
+}
+
+/// The line after each script's output in [`checks`]: this marker and its exit status.
+pub const CHECK_DONE: &str = "clusterup-check-done";
+
+/// Runs read-only check scripts in one round trip, one after the other, each in a subshell of
+/// its own (its inputs exported there only, its stdin closed, so that it cannot read the
+/// scripts after it), each output followed by a [`CHECK_DONE`] line with its exit status.
+/// [`split_checks`] takes the output apart again.
+pub fn checks(scripts: &[(Script, Vec<Input>)], sudo: bool) -> Invocation {
+    let mut text = preamble();
+    let mut shown = Vec::new();
+    for (script, inputs) in scripts {
+        text.push_str("(\n");
+        shown.push(display(script, &exports(&mut text, inputs)));
+        text.push_str(&script.body);
+        let _ = writeln!(text, "\n) </dev/null\nprintf '\\n%s %s\\n' {CHECK_DONE} \"$?\"");
+    }
+    Invocation { command: sh(sudo), stdin: text.into_bytes(), stdin_file: None, display: shown.join(" + ") }
+}
+
+/// Each check's exit status and output, in order; None when the output does not hold
+/// `count` of them (the shell died midway).
+pub fn split_checks(stdout: &str, count: usize) -> Option<Vec<(u32, String)>> {
+    let mut results = Vec::new();
+    let mut output = String::new();
+    for line in stdout.lines() {
+        match line.strip_prefix(CHECK_DONE).and_then(|rest| rest.trim().parse().ok()) {
+            Some(status) => results.push((status, std::mem::take(&mut output))),
+            None => {
+                output.push_str(line);
+                output.push('\n');
+            }
+        }
+    }
+    (results.len() == count).then_some(results)
+}
+
+fn preamble() -> String {
     let mut text = String::from("export LC_ALL=C DEBIAN_FRONTEND=noninteractive\n");
     // Reports the step's process group, so that a run stopped midway can stop it too.
     text.push_str(crate::roles::file("common/announce.sh").unwrap_or_default());
+    text
+}
+
+/// Writes `export NAME='value'` lines; returns how each input may be shown.
+fn exports(text: &mut String, inputs: &[Input]) -> Vec<String> {
     let mut shown = Vec::new();
     for input in inputs {
         debug_assert!(is_env_name(&input.name), "bad input name {}", input.name);
@@ -71,18 +124,15 @@ pub fn script(script: &Script, inputs: &[Input], sudo: bool) -> Invocation {
             shown.push(format!("{}={}", input.name, input.value));
         }
     }
-    text.push_str(&script.body);
-    let display = if shown.is_empty() {
-        script.path.to_string()
-    } else {
-        format!("{} ({})", script.path, shown.join(", "))
-    };
-    Invocation {
-        command: if sudo { "sudo -n sh -s".into() } else { "sh -s".into() },
-        stdin: text.into_bytes(),
-        stdin_file: None,
-        display,
-    }
+    shown
+}
+
+fn display(script: &Script, shown: &[String]) -> String {
+    if shown.is_empty() { script.path.to_string() } else { format!("{} ({})", script.path, shown.join(", ")) }
+}
+
+fn sh(sudo: bool) -> String {
+    if sudo { "sudo -n sh -s".into() } else { "sh -s".into() }
 }
 
 /// Streams a `docker save` archive into the node's `docker load`. The one command that is no
@@ -137,6 +187,31 @@ mod tests {
         assert!(!format!("{inv:?}").contains("SWMTKN"), "{inv:?}");
         let input = Input::secret("TOKEN", "SWMTKN-1-abc");
         assert_eq!(format!("{input:?}"), "Input(TOKEN=\"<secret>\")");
+    }
+
+    #[test]
+    fn checks_run_in_one_round_trip_each_in_its_own_subshell() {
+        let fail = Script { path: "test/fail.sh".into(), body: "echo \"needs $B\"\nexit 10\n".into() };
+        let inv = checks(&[(echo(), vec![Input::new("A", "a")]), (fail, vec![Input::new("B", "b")])], false);
+        assert_eq!(inv.display, "test/echo.sh (A=a) + test/fail.sh (B=b)");
+        let out = std::process::Command::new("sh")
+            .arg("-s")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(&inv.stdin)?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let results = split_checks(&stdout, 2).unwrap_or_else(|| panic!("{stdout}"));
+        assert_eq!(results[0], (0, "a\n\n".to_string()));
+        assert_eq!(results[1].0, 10);
+        // B only: A was exported in the first script's subshell, not in the second's.
+        assert_eq!(results[1].1.trim(), "needs b");
+        assert_eq!(split_checks(&stdout, 3), None, "a check missing from the output is noticed");
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub struct DockerSettings {
     pub log_max_size: String,
     pub log_max_file: u32,
     pub metrics_address: Option<String>,
+    pub drain_workers_on_restart: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

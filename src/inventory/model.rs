@@ -232,6 +232,10 @@ pub struct DockerSection {
     pub log_max_file: u32,
     /// Address for the engine's Prometheus metrics, e.g. `0.0.0.0:9323`; off when absent.
     pub metrics_address: Option<String>,
+    /// Move a worker's tasks to other nodes before its engine restarts for a new daemon.json
+    /// (default); false restarts it with its tasks on it (they stop and start again there).
+    #[serde(default = "default_true")]
+    pub drain_workers_on_restart: bool,
 }
 
 impl Default for DockerSection {
@@ -241,6 +245,7 @@ impl Default for DockerSection {
             log_max_size: default_log_max_size(),
             log_max_file: default_log_max_file(),
             metrics_address: None,
+            drain_workers_on_restart: true,
         }
     }
 }

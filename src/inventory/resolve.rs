@@ -160,6 +160,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
             log_max_size: docker.log_max_size,
             log_max_file: docker.log_max_file,
             metrics_address: docker.metrics_address,
+            drain_workers_on_restart: docker.drain_workers_on_restart,
         },
         hosts,
         nfs: file.storage.and_then(|s| s.nfs),

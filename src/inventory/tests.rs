@@ -37,6 +37,9 @@ fn resolves_defaults_and_overrides() {
     assert!(!nas.is_swarm_node());
     assert_eq!(inv.hosts.iter().filter(|h| h.is_swarm_node()).count(), 2);
     assert!(inv.warnings.is_empty());
+    assert!(inv.docker.drain_workers_on_restart, "workers are drained before a restart by default");
+    let in_place = load(&format!("{GOOD}docker: {{drain_workers_on_restart: false}}\n")).unwrap();
+    assert!(!in_place.docker.drain_workers_on_restart);
 }
 
 #[test]

@@ -62,6 +62,7 @@ mod tests {
             log_max_size: "10m".into(),
             log_max_file: 3,
             metrics_address: None,
+            drain_workers_on_restart: true,
         };
         assert_eq!(
             daemon_json(&docker, None),

@@ -86,13 +86,13 @@ pub async fn check(run: &mut Run) {
         .each(&hosts, |name, session| {
             let roles = roles_for(&inv, &facts, &name);
             async move {
+                let roles = roles?;
                 let mut needs = Vec::new();
                 let mut warnings = Vec::new();
-                for (role, inputs) in roles? {
-                    let checked = check_role(&session, &role, &inputs).await?;
+                for (role, checked) in check_roles(&session, &roles).await? {
                     warnings.extend(checked.warnings);
                     if !checked.reasons.is_empty() {
-                        needs.push((role.name, checked.reasons));
+                        needs.push((role, checked.reasons));
                     }
                 }
                 Ok((needs, warnings))
@@ -119,30 +119,62 @@ struct Checked {
     warnings: Vec<String>,
 }
 
-async fn check_role(session: &Session, role: &Role, inputs: &[Input]) -> Result<Checked> {
-    let output = session.run(&commands::script(&role.check(), inputs, session.sudo)).await?;
-    let warnings: Vec<String> = output
-        .stdout
+/// Every role's check on the host, in one round trip (see [`commands::checks`]).
+async fn check_roles(
+    session: &Session,
+    roles: &[(Role, Vec<Input>)],
+) -> Result<Vec<(&'static str, Checked)>> {
+    if roles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scripts: Vec<_> = roles.iter().map(|(role, inputs)| (role.check(), inputs.clone())).collect();
+    let output = session.run(&commands::checks(&scripts, session.sudo)).await?;
+    let Some(results) = commands::split_checks(&output.stdout, roles.len()) else {
+        return Err(anyhow!(
+            "{}: the role checks ended early (exit {}): {}",
+            session.host,
+            output.status,
+            output.tail()
+        ));
+    };
+    roles
+        .iter()
+        .zip(results)
+        .map(|((role, _), (status, stdout))| {
+            Ok((role.name, interpret(session, role, status, &stdout, &output)?))
+        })
+        .collect()
+}
+
+/// A role check's exit status and output: 0 nothing to do, 10 its apply must run (each line
+/// a reason), anything else a failure; `warning: ` lines are passed on either way.
+fn interpret(
+    session: &Session,
+    role: &Role,
+    status: u32,
+    stdout: &str,
+    whole: &crate::connection::Output,
+) -> Result<Checked> {
+    let warnings: Vec<String> = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("warning: "))
         .map(|w| format!("{}: {w}", session.host))
         .collect();
     let reasons = || {
-        output
-            .stdout
+        stdout
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with("warning: "))
             .map(str::to_string)
             .collect()
     };
-    match output.status {
+    match status {
         0 => Ok(Checked { reasons: Vec::new(), warnings }),
         CHECK_NEEDS_APPLY => Ok(Checked { reasons: reasons(), warnings }),
         status => Err(anyhow!(
             "{}: check of role {} failed (exit {status}): {}",
             session.host,
             role.name,
-            output.tail()
+            whole.tail()
         )),
     }
 }
@@ -203,6 +235,9 @@ fn restarts_engine(run: &Run, host: &str) -> bool {
 /// none runs there), so they are not all down at once. Not a change of the run: the node takes
 /// tasks again right after. Returns the node drained, if any.
 async fn drain_worker(run: &mut Run, host: &str) -> Option<String> {
+    if !run.inv.docker.drain_workers_on_restart {
+        return None; // the inventory asks for restarts in place
+    }
     let swarm = run.facts.get(host)?.swarm.clone()?;
     if !swarm.is_active() || swarm.control_available {
         return None; // not in the swarm, or a manager: managers roll for quorum, tasks stay

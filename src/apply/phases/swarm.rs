@@ -174,7 +174,9 @@ pub async fn apply(run: &mut Run) {
         for step in steps.iter().filter(|s| matches!(s, Step::Promote { .. } | Step::Demote { .. })) {
             let (Step::Promote { host, node } | Step::Demote { host, node }) = step else { continue };
             let promote = matches!(step, Step::Promote { .. });
-            change_role(run, leader, host, node, step, promote).await;
+            if change_role(run, leader, host, node, step, promote).await {
+                run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
+            }
         }
     }
 
@@ -193,7 +195,8 @@ pub async fn apply(run: &mut Run) {
     }
 }
 
-/// Runs one step on the leader for `host`; its `changed:` lines are the host's changes.
+/// Runs one script of a step on the leader for `host`. The step's change is reported by the
+/// caller once every script of it succeeded, in the plan's words.
 async fn on_leader(
     run: &mut Run,
     leader: &str,
@@ -206,14 +209,9 @@ async fn on_leader(
     run.progress.step(host, &step.describe());
     let invocation = commands::script(&roles::role("swarm").step(script), inputs, session.sudo);
     match session.run(&invocation).await {
-        Ok(out) if out.success() => {
-            for line in out.stdout.lines().filter_map(|l| l.strip_prefix("changed: ")) {
-                run.report.host(host).changes.push(format!("swarm: {line}"));
-            }
-            true
-        }
+        Ok(out) if out.success() => true,
         Ok(out) => {
-            run.fail(host, format!("{host}: {} failed: {}", step.describe(), out.tail()));
+            run.fail(host, format!("{host}: {} failed at {script}: {}", step.describe(), out.tail()));
             false
         }
         Err(e) => {
@@ -280,12 +278,14 @@ async fn remove(run: &mut Run, leader: &str, step: &Step) {
         run.progress.step(host, "leaving the swarm");
         let invocation = commands::script(&roles::role("swarm").step("leave"), &[], session.sudo);
         match session.run(&invocation).await {
-            Ok(out) if out.success() => run.report.host(host).changes.push("swarm: left the swarm".into()),
+            Ok(out) if out.success() => {}
             _ => force = true,
         }
     }
     let inputs = [node_input, Input::new("FORCE", if force { "yes" } else { "no" })];
-    on_leader(run, leader, host, step, "remove", &inputs).await;
+    if on_leader(run, leader, host, step, "remove", &inputs).await {
+        run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
+    }
 }
 
 fn usable(run: &Run, host: &str) -> Option<std::sync::Arc<Session>> {
@@ -398,26 +398,23 @@ async fn set_labels(run: &mut Run, leader: &str, steps: &[&Step], node_ids: &BTr
             _ => continue,
         };
         if let (false, Some(id)) = (run.report.is_failed(host), node_ids.get(host)) {
-            lines.push((host.clone(), id.clone(), label));
+            lines.push((host.clone(), id.clone(), label, step.describe()));
         }
     }
     if lines.is_empty() {
         return;
     }
     run.progress.step(leader, "setting node labels");
-    let updates: Vec<String> = lines.iter().map(|(_, id, label)| format!("{id} {label}")).collect();
+    let updates: Vec<String> = lines.iter().map(|(_, id, label, _)| format!("{id} {label}")).collect();
     let inputs = [Input::new("LABEL_UPDATES", updates.join("\n"))];
     let invocation = commands::script(&roles::role("swarm").step("labels"), &inputs, session.sudo);
     match session.run(&invocation).await {
         Ok(output) => {
             // Each applied label is reported back as "changed: label k=v on NODE_ID".
-            for (host, id, label) in &lines {
+            // Reported in the plan's words: the confirmed plan reads as the applied list.
+            for (host, id, label, planned) in &lines {
                 if output.stdout.lines().any(|l| l == format!("changed: label {label} on {id}")) {
-                    let change = match label.strip_prefix('-') {
-                        Some(key) => format!("swarm: removed node label {key}"),
-                        None => format!("swarm: set node label {label}"),
-                    };
-                    run.report.host(host).changes.push(change);
+                    run.report.host(host).changes.push(format!("swarm: {planned}"));
                 }
             }
             // A label that did not apply fails the host it belongs to, not the leader that
@@ -426,10 +423,10 @@ async fn set_labels(run: &mut Run, leader: &str, steps: &[&Step], node_ids: &BTr
                 let reason = output.tail();
                 let mut missed: Vec<&String> = lines
                     .iter()
-                    .filter(|(_, id, label)| {
+                    .filter(|(_, id, label, _)| {
                         !output.stdout.lines().any(|l| l == format!("changed: label {label} on {id}"))
                     })
-                    .map(|(host, _, _)| host)
+                    .map(|(host, _, _, _)| host)
                     .collect();
                 missed.dedup();
                 for host in missed {
