@@ -1,6 +1,8 @@
 //! Helpers of the lab suites: the lab script, commands on lab machines, the clusterup binary.
 #![allow(dead_code)] // each suite uses its own share of these
 
+pub mod openstack;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
