@@ -111,6 +111,8 @@ async fn run(cli: Cli) -> ExitCode {
                 recreate_networks: args.cleanup.recreate_networks,
                 prune_stacks: args.cleanup.prune_stacks,
                 limit: args.cleanup.limit.clone(),
+                disruption: Default::default(),
+                allow_downgrade: args.cleanup.allow_downgrade,
             };
             let exit_code = args.exit_code;
             let inv = match load(&args.target.inventory).await {
@@ -129,6 +131,8 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Init(args) => init(args, cli.log.as_deref(), None).await,
+        Command::Backup(args) => cli::backup::backup(args, cli.log.as_deref()).await,
+        Command::Restore(args) => cli::backup::restore(args, cli.log.as_deref()).await,
         Command::Remove(args) => init(args.init, cli.log.as_deref(), Some(args.host)).await,
         Command::Unlock(args) => {
             let inv = match load_for(&args.inventory, Needs::Hosts).await {
@@ -152,19 +156,7 @@ async fn run(cli: Cli) -> ExitCode {
 
 /// `init`, or `remove HOST` (init with that host marked absent).
 async fn init(args: cli::InitArgs, log: Option<&Path>, remove: Option<String>) -> ExitCode {
-    let options = apply::Options {
-        dry_run: args.dry_run,
-        yes: args.yes,
-        concurrency: args.concurrency.into(),
-        force: args.force,
-        converge_timeout: args.converge_timeout,
-        lock_wait: std::time::Duration::from_secs(args.lock_wait),
-        recreate_volumes: args.recreate_volumes,
-        diff: false,
-        recreate_networks: args.cleanup.recreate_networks,
-        prune_stacks: args.cleanup.prune_stacks,
-        limit: args.cleanup.limit.clone(),
-    };
+    let options = init_options(&args);
     let mut inv = match load(&args.target.inventory).await {
         Ok(inv) => inv,
         Err(code) => return code,
@@ -186,6 +178,25 @@ async fn init(args: cli::InitArgs, log: Option<&Path>, remove: Option<String>) -
     match converge_inventory(inv, args.target.json, log, options, "init", true).await {
         Some(_) => ExitCode::SUCCESS,
         None => ExitCode::from(EXIT_FAILED),
+    }
+}
+
+/// What `init`'s flags ask of a run.
+fn init_options(args: &cli::InitArgs) -> apply::Options {
+    apply::Options {
+        dry_run: args.dry_run,
+        yes: args.yes,
+        concurrency: args.concurrency.into(),
+        force: args.force,
+        converge_timeout: args.converge_timeout,
+        lock_wait: std::time::Duration::from_secs(args.lock_wait),
+        recreate_volumes: args.recreate_volumes,
+        diff: false,
+        recreate_networks: args.cleanup.recreate_networks,
+        prune_stacks: args.cleanup.prune_stacks,
+        limit: args.cleanup.limit.clone(),
+        disruption: args.disruption,
+        allow_downgrade: args.cleanup.allow_downgrade,
     }
 }
 

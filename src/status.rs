@@ -5,7 +5,6 @@ use std::sync::Arc;
 use anyhow::{Result, anyhow};
 use serde::Serialize;
 
-use crate::apply::list_nodes;
 use crate::connection;
 use crate::inventory::Inventory;
 use crate::report::RunLog;
@@ -68,8 +67,16 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
                 continue;
             }
         };
-        let nodes = list_nodes(&session).await;
-        let objects = cluster_objects(&session).await;
+        let (nodes, objects) = match crate::engine::connect(&session).await {
+            Ok(docker) => {
+                let on_host = |e: anyhow::Error| anyhow!("{}: {e:#}", host.name);
+                (
+                    crate::engine::swarm::nodes(&docker).await.map_err(on_host),
+                    cluster_objects(&docker).await.map_err(on_host),
+                )
+            }
+            Err(e) => (Err(e), Err(anyhow!("no engine"))),
+        };
         let (lock, audit) = state(&session).await;
         session.close().await;
         match (nodes, objects) {
@@ -185,9 +192,8 @@ pub async fn unlock(inv: &Inventory, log: Arc<RunLog>) -> Result<String> {
 }
 
 /// The overlay networks (not Docker's own `ingress`) and every stack's services.
-async fn cluster_objects(session: &crate::connection::Session) -> Result<(Vec<NetworkRow>, Vec<ServiceRow>)> {
-    let role = crate::roles::role("stacks");
-    let observed = crate::apply::observe_cluster_objects(session).await?;
+async fn cluster_objects(docker: &bollard::Docker) -> Result<(Vec<NetworkRow>, Vec<ServiceRow>)> {
+    let observed = crate::engine::objects::observe(docker).await?;
     let networks = observed
         .networks
         .into_iter()
@@ -205,21 +211,34 @@ async fn cluster_objects(session: &crate::connection::Session) -> Result<(Vec<Ne
             }
         })
         .collect();
-    let out = session.run_ok(&crate::commands::script(&role.step("services"), &[], session.sudo)).await?;
-    let services = out
-        .stdout
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 4).then(|| ServiceRow {
-                stack: f[0].into(),
-                service: f[1].into(),
-                mode: f[2].into(),
-                replicas: f[3].into(),
-            })
-        })
-        .collect();
+    let mut services: Vec<ServiceRow> =
+        crate::engine::objects::services(docker).await?.into_iter().filter_map(service_row).collect();
+    services.sort_by(|a, b| (&a.stack, &a.service).cmp(&(&b.stack, &b.service)));
     Ok((networks, services))
+}
+
+/// A service of a stack as `docker stack services` shows it (mode, running/desired tasks).
+fn service_row(service: bollard::models::Service) -> Option<ServiceRow> {
+    let spec = service.spec?;
+    let stack = spec.labels.as_ref()?.get(crate::engine::objects::NAMESPACE_LABEL)?.clone();
+    let mode = spec.mode.unwrap_or_default();
+    let mode = if mode.global.is_some() {
+        "global"
+    } else if mode.replicated_job.is_some() {
+        "replicated job"
+    } else if mode.global_job.is_some() {
+        "global job"
+    } else {
+        "replicated"
+    };
+    let status = service.service_status.unwrap_or_default();
+    let (running, desired) = (status.running_tasks.unwrap_or(0), status.desired_tasks.unwrap_or(0));
+    Some(ServiceRow {
+        stack,
+        service: spec.name.unwrap_or_default(),
+        mode: mode.into(),
+        replicas: format!("{running}/{desired}"),
+    })
 }
 
 fn capitalise(s: &str) -> String {

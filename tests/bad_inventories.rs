@@ -1054,6 +1054,24 @@ const CASES: &[Case] = &[
         fragment: "docker.metrics_address `0.0.0.0` is not ADDRESS:PORT",
     },
     Case {
+        name: "docker_version_with_a_space",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                docker: {version: "26.1 or newer"}
+                hosts:
+                  - {name: m1, address: 10.0.0.1, roles: [manager]}
+                "#,
+            ),
+        )],
+        command: Plan,
+        blame: INV,
+        line: Some(2),
+        fragment: "docker.version `26.1 or newer` is not a package version",
+    },
+    Case {
         name: "nfs_path_that_would_widen_the_export",
         files: &[(
             INV,

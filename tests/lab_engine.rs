@@ -185,8 +185,8 @@ async fn engines_of_debian_12_and_13_answer_through_ssh_and_a_worker_rejoins_wit
     let (d1, d2) = (&clients[0], &clients[1]);
 
     // 2. The swarm clusterup formed, seen through the API.
-    let manager_id = engine::node_id(d1).await.unwrap();
-    let old_worker_id = engine::node_id(d2).await.unwrap();
+    let manager_id = engine::swarm::node_id(d1).await.unwrap();
+    let old_worker_id = engine::swarm::node_id(d2).await.unwrap();
     let swarm = d1.inspect_swarm().await.unwrap();
     let token = swarm.join_tokens.and_then(|t| t.worker).expect("a worker join token on the manager");
     assert!(token.starts_with("SWMTKN-"), "{token}");
@@ -196,14 +196,14 @@ async fn engines_of_debian_12_and_13_answer_through_ssh_and_a_worker_rejoins_wit
 
     // 3. ze2 leaves (outside clusterup), then joins again through its engine's API.
     on("ze2", "docker swarm leave");
-    let error = engine::node_id(d2).await.unwrap_err().to_string();
+    let error = engine::swarm::node_id(d2).await.unwrap_err().to_string();
     assert!(error.contains("in no swarm"), "{error}");
     let manager_addr = format!("{}:2377", lab(&["addr", "ze1"]).trim());
     let worker_addr = lab(&["addr", "ze2"]).trim().to_string();
 
     let sampler = Sampler::start("ze2");
     let (join_started, started) = (now_ns(), Instant::now());
-    engine::swarm_join(d2, &token, &manager_addr, &worker_addr).await.unwrap();
+    engine::swarm::join(d2, &token, &manager_addr, &worker_addr).await.unwrap();
     let (join_ended, took) = (now_ns(), started.elapsed());
     let samples = sampler.stop();
     let during: Vec<&String> =
@@ -227,7 +227,7 @@ async fn engines_of_debian_12_and_13_answer_through_ssh_and_a_worker_rejoins_wit
     }
 
     // 4. ze2 is a worker again, with a new node ID, Ready in the manager's node list.
-    let new_worker_id = engine::node_id(d2).await.unwrap();
+    let new_worker_id = engine::swarm::node_id(d2).await.unwrap();
     assert_ne!(new_worker_id, old_worker_id, "a node that left joins as a new node");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

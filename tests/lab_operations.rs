@@ -8,28 +8,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{clusterup, json, lab, lab_dir, on};
+use common::{clusterup, lab, lab_dir, on, wait_until};
 use serde_json::Value;
 
-/// Writes an inventory of `hosts` (name, role, extra keys) and returns its path.
 fn inventory(file: &str, cluster: &str, hosts: &[(&str, &str, &str)], extra: &str) -> PathBuf {
-    let mut text = format!(
-        "cluster: {{name: {cluster}}}\nssh: {{user: admin, identity_file: id_ed25519, known_hosts: known_hosts}}\n{extra}hosts:\n"
-    );
-    for (name, role, more) in hosts {
-        let addr = lab(&["addr", name]);
-        text.push_str(&format!("  - {{name: {name}, address: {}, roles: [{role}]{more}}}\n", addr.trim()));
-    }
-    let path = lab_dir().join(file);
-    std::fs::write(&path, text).unwrap();
-    path
+    common::lab_inventory(file, cluster, hosts, extra)
 }
 
 fn run(args: &[&str], inv: &Path) -> (Option<i32>, Value) {
-    let mut full: Vec<&str> = args.to_vec();
-    full.extend(["-i", inv.to_str().unwrap(), "--json"]);
-    let out = clusterup(&full);
-    (out.status.code(), json(&out))
+    common::run_json(args, inv)
+}
+
+fn sampling_managers<T>(work: impl FnOnce() -> T) -> (Vec<usize>, T) {
+    common::sampling_engines(&["m1", "m2", "m3"], work)
 }
 
 /// Managers as the swarm reports them (a promotion shows once the node really is one).
@@ -294,42 +285,6 @@ fn faults_locks_role_changes_and_removals() {
 // that runs them.
 
 /// Holds the dpkg frontend lock on `machine` (as apt does, with fcntl) for `seconds`.
-/// Runs `work` while sampling, every ~0.1 s from outside the machines, how many of m1..m3
-/// have their engine active. Returns the samples and what `work` returned.
-fn sampling_managers<T>(work: impl FnOnce() -> T) -> (Vec<usize>, T) {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = done.clone();
-    let sampler = std::thread::spawn(move || {
-        let mut samples = Vec::new();
-        while !flag.load(Ordering::Relaxed) {
-            let up = ["m1", "m2", "m3"]
-                .iter()
-                .filter(|m| {
-                    Command::new("docker")
-                        .args([
-                            "exec",
-                            &format!("clusterup-lab-{m}"),
-                            "systemctl",
-                            "is-active",
-                            "--quiet",
-                            "docker",
-                        ])
-                        .status()
-                        .is_ok_and(|s| s.success())
-                })
-                .count();
-            samples.push(up);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        samples
-    });
-    let result = work();
-    done.store(true, Ordering::Relaxed);
-    (sampler.join().unwrap(), result)
-}
-
 fn hold_dpkg_lock(machine: &str, seconds: u32) -> std::process::Child {
     let perl = format!(
         "use Fcntl; $0 = 'hold-dpkg-lock'; open(my $f, '>>', '/var/lib/dpkg/lock-frontend') or die; \
@@ -381,13 +336,5 @@ fn interrupt_at_prompt(inv: &Path) -> (Duration, Option<i32>) {
             panic!("init still at its prompt 30 s after SIGINT");
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
     }
 }

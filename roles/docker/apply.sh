@@ -7,6 +7,10 @@ set -eu
 
 changed() { echo "changed: $*"; }
 apt() { apt-get -q -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" "$@"; }
+# docker.service allows 3 starts a minute (StartLimitBurst): an install, an upgrade and a new
+# daemon.json in quick succession would hit that limit and leave the engine stopped ("start
+# request repeated too quickly"). Each start clusterup asks for is one it means.
+reset_start_limit() { systemctl reset-failed docker.service docker.socket 2>/dev/null || true; }
 config_changed=no
 had_engine=no
 if command -v dockerd >/dev/null 2>&1; then had_engine=yes; fi
@@ -21,9 +25,12 @@ if [ "$(daemon_json_current)" != "$DAEMON_JSON_SHA256" ]; then
   changed "write /etc/docker/daemon.json"
 fi
 
-missing=$(missing_packages | tr '\n' ' ')
-if [ -n "$missing" ]; then
-  if [ "$SOURCE" = docker ] && [ ! -f /etc/apt/sources.list.d/docker.list ]; then
+changes=$(package_changes)
+missing=$(printf '%s\n' "$changes" | sed -n 's/^install //p' | tr '\n' ' ')
+upgrades=$(version_changes "$changes")
+items=$(printf '%s\n' "$changes" | awk '{print $2}' | tr '\n' ' ')
+if [ -n "$items" ]; then
+  if [ -n "$missing" ] && [ "$SOURCE" = docker ] && [ ! -f /etc/apt/sources.list.d/docker.list ]; then
     # shellcheck disable=SC1091 # the host's own file
     . /etc/os-release
     apt update >/dev/null
@@ -38,19 +45,31 @@ if [ -n "$missing" ]; then
   # Only then: dpkg does not wait for its lock as apt-get does (DPkg::Lock::Timeout).
   if [ -n "$(dpkg --audit 2>/dev/null)" ]; then dpkg --configure -a >/dev/null; fi
   apt update >/dev/null
-  # shellcheck disable=SC2086 # a list of package names
-  apt install -y --no-install-recommends $missing >/dev/null
-  changed "install packages: ${missing% }"
+  downgrades=
+  if [ "$ALLOW_DOWNGRADE" = yes ]; then downgrades=--allow-downgrades; fi
+  # A version change is an engine restart (below): clusterup rolls hosts whose engine runs one
+  # at a time, as for a daemon.json change.
+  # Docker's own packages restart the engine from their scripts when upgraded.
+  if [ -n "$upgrades" ]; then reset_start_limit; fi
+  # shellcheck disable=SC2086 # a list of package names (NAME or NAME=VERSION)
+  apt install -y --no-install-recommends $downgrades $items >/dev/null
+  [ -z "$missing" ] || changed "install packages: ${missing% }"
+  [ -z "$upgrades" ] || printf '%s\n' "$upgrades" | sed 's/^/changed: /'
   # A fresh engine started with the new daemon.json already.
   if [ "$had_engine" = no ]; then config_changed=no; fi
 fi
 
+config=current
+if [ "$config_changed" = yes ]; then config=new; fi
+why=$(restart_reason "$config" "$upgrades")
 if ! systemctl is-active --quiet docker; then
+  reset_start_limit
   systemctl enable --now docker >/dev/null 2>&1 || systemctl start docker
   changed "start the docker service"
-elif [ "$config_changed" = yes ]; then
+elif [ -n "$why" ]; then
+  reset_start_limit
   systemctl restart docker
-  changed "restart docker for the new daemon.json"
+  changed "restart docker for $why"
 fi
 
 if user_lacks_socket_access; then

@@ -14,18 +14,22 @@ if [ "$(daemon_json_current)" != "$DAEMON_JSON_SHA256" ]; then
   config=new
   want "write /etc/docker/daemon.json"
 fi
-missing=$(missing_packages | tr '\n' ' ')
+changes=$(package_changes)
+missing=$(printf '%s\n' "$changes" | sed -n 's/^install //p' | tr '\n' ' ')
 if [ -n "$missing" ] && [ "$SOURCE" = docker ] && [ ! -f /etc/apt/sources.list.d/docker.list ]; then
   want "add Docker's apt repository"
 fi
 [ -z "$missing" ] || want "install packages: ${missing% }"
+upgrades=$(version_changes "$changes")
+[ -z "$upgrades" ] || want "$upgrades"
 # A fresh install starts the engine with the new daemon.json: only an engine already there
-# is started, or restarted for a new daemon.json.
+# is started, or restarted for a new daemon.json or a new version.
 if command -v dockerd >/dev/null 2>&1; then
+  why=$(restart_reason "$config" "$upgrades")
   if ! systemctl is-active --quiet docker 2>/dev/null; then
     want "start the docker service"
-  elif [ "$config" = new ]; then
-    want "restart docker for the new daemon.json"
+  elif [ -n "$why" ]; then
+    want "restart docker for $why"
   fi
 fi
 if user_lacks_socket_access; then want "add user $SSH_USER to group docker"; fi

@@ -22,10 +22,26 @@ if [ -n "$iface" ]; then
 fi
 
 # The engine packages this system's apt sources offer (name=candidate version): the docker
-# command is a package of its own on some systems (docker-cli on Debian 13). Empty when the
+# command is a package of its own on some systems (docker-cli on Debian 13); the installed
+# version of each, and every version the sources offer (for `docker.version`). Empty when the
 # package lists were never downloaded.
-printf 'apt_candidates=%s\n' "$(apt-cache policy docker.io docker-cli docker-ce docker-ce-cli 2>/dev/null |
-  awk '/^[^ ]/ {name = $1; sub(/:$/, "", name)} /Candidate:/ && $2 != "(none)" {printf "%s%s=%s", sep, name, $2; sep = " "}')"
+apt-cache policy docker.io docker-cli docker-ce docker-ce-cli 2>/dev/null | awk '
+  /^[^ ]/ { name = $1; sub(/:$/, "", name); table = 0; next }
+  $1 == "Installed:" && $2 != "(none)" { installed = installed sep_i name "=" $2; sep_i = " "; next }
+  $1 == "Candidate:" && $2 != "(none)" { candidates = candidates sep_c name "=" $2; sep_c = " "; next }
+  $1 == "Version" && $2 == "table:" { table = 1; next }
+  table && $1 == "***" { offered[name] = offered[name] (offered[name] == "" ? "" : ",") $2; next }
+  # A version line is "VERSION PRIORITY"; the lines under it name where it comes from.
+  table && NF == 2 && $2 ~ /^-?[0-9]+$/ && $1 !~ /^[0-9]+$/ {
+    offered[name] = offered[name] (offered[name] == "" ? "" : ",") $1
+  }
+  END {
+    print "apt_candidates=" candidates
+    print "apt_installed=" installed
+    line = ""
+    for (n in offered) line = line (line == "" ? "" : " ") n "=" offered[n]
+    print "apt_versions=" line
+  }'
 if command -v docker >/dev/null 2>&1; then echo "docker_cli=yes"; else echo "docker_cli=no"; fi
 echo "apparmor_enabled=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo N)"
 if command -v dockerd >/dev/null 2>&1; then

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Deploy a rendered stack: its files are written to a private temp folder and deployed with
-# --prune. What was deployed is recorded by record.sh only after the services converged.
+# --prune. clusterup records what was deployed (a swarm config) only after the services converged.
 set -eu
 dir=$(mktemp -d /tmp/clusterup-stack.XXXXXX)
 trap 'rm -rf "$dir"' EXIT

@@ -2,6 +2,7 @@
 //! works on the hosts still healthy, records failures per host (the others go on), and
 //! does nothing when no host needs it. `plan` runs the observing half only.
 
+pub mod backup;
 pub mod lock;
 mod phases;
 
@@ -47,6 +48,10 @@ pub struct Options {
     /// and the swarm's node list need them); cluster objects (networks, secrets, stacks) are
     /// left alone.
     pub limit: Option<Vec<String>>,
+    /// How many workers may restart their engines at once (a share or a count; at least 1).
+    pub disruption: crate::plan::roll::Disruption,
+    /// Let `docker.version` take an engine to an older version than it has.
+    pub allow_downgrade: bool,
 }
 
 /// Everything a run knows, filled in phase by phase.
@@ -64,6 +69,8 @@ pub struct Run {
     pub swarm: SwarmPlan,
     pub image_loads: phases::images::Loads,
     pub services: phases::services::ServicesPlan,
+    /// Each host's Engine API client, connected on first use and kept for the run.
+    engines: BTreeMap<String, bollard::Docker>,
 }
 
 impl Run {
@@ -87,7 +94,20 @@ impl Run {
             swarm: SwarmPlan::default(),
             image_loads: Default::default(),
             services: Default::default(),
+            engines: BTreeMap::new(),
         }
+    }
+
+    /// The Engine API client of `host` (see `crate::engine`), connected on its first use in
+    /// the run and kept: its channels stay open for the later requests.
+    pub async fn engine(&mut self, host: &str) -> Result<bollard::Docker> {
+        if let Some(docker) = self.engines.get(host) {
+            return Ok(docker.clone());
+        }
+        let session = self.sessions.get(host).ok_or_else(|| anyhow::anyhow!("{host}: not connected"))?;
+        let docker = crate::engine::connect(session).await?;
+        self.engines.insert(host.to_string(), docker.clone());
+        Ok(docker)
     }
 
     /// Hosts that have a connection and have not failed, in inventory order.
@@ -122,6 +142,16 @@ impl Run {
 
     fn healthy_where(&self, keep: impl Fn(&crate::inventory::Host) -> bool) -> Vec<String> {
         self.healthy().into_iter().filter(|n| self.inv.host(n).is_some_and(&keep)).collect()
+    }
+
+    /// Ends the run's connections: the engine clients first, whose channels ride on them.
+    pub async fn close(&mut self) {
+        self.engines.clear();
+        for (_, session) in std::mem::take(&mut self.sessions) {
+            if let Ok(session) = Arc::try_unwrap(session) {
+                session.close().await;
+            }
+        }
     }
 
     pub fn fail(&mut self, host: &str, error: impl Into<String>) {
@@ -293,12 +323,7 @@ async fn finish(mut run: Run) -> RunReport {
         run.progress.finish(&name, &if n == 0 { "unchanged".to_string() } else { format!("{verb} ({n})") });
     }
     run.progress.clear();
-    let sessions = std::mem::take(&mut run.sessions);
-    for (_, session) in sessions {
-        if let Ok(session) = Arc::try_unwrap(session) {
-            session.close().await;
-        }
-    }
+    run.close().await;
     let mut report = run.report;
     report.warnings.extend(run.swarm.warnings);
     report.finish();

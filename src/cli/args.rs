@@ -36,6 +36,11 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Take a host out of the swarm (as `state: absent` in the inventory would), then converge
     Remove(RemoveArgs),
+    /// Copy the swarm's state (raft) from a manager into a checksummed backup folder
+    Backup(BackupArgs),
+    /// Put a backup's swarm state back on a manager after the swarm lost its managers, then
+    /// converge (the other hosts rejoin)
+    Restore(RestoreArgs),
     /// Write a commented starter inventory for the hosts given
     New(NewArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout
@@ -84,6 +89,10 @@ pub struct InitArgs {
     /// Remove volumes a node created with other options than the inventory's, where unused
     #[arg(long)]
     pub recreate_volumes: bool,
+    /// How many workers may restart their engines at once (a new daemon.json, an engine
+    /// upgrade): a share of the swarm's workers (10%) or a number (2); at least one
+    #[arg(long, value_name = "N|N%", default_value = "10%")]
+    pub disruption: clusterup::plan::roll::Disruption,
     #[command(flatten)]
     pub cleanup: CleanupArgs,
 }
@@ -104,6 +113,9 @@ pub struct CleanupArgs {
     /// inventory's, where no service uses them
     #[arg(long)]
     pub recreate_networks: bool,
+    /// Let `docker.version` take an engine to an older version than it has (refused without)
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +124,39 @@ pub struct RemoveArgs {
     pub init: InitArgs,
     /// The host to remove: drained, its tasks moved, demoted if a manager, out of the swarm
     pub host: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub target: InventoryArg,
+    /// The folder to make the backup folder in (clusterup-backup-CLUSTER-TIME)
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// Keep a copy on the NAS too (storage.nfs, a host of the inventory), in PATH/backups
+    #[arg(long)]
+    pub to_nas: bool,
+    /// Copy from a swarm that cannot spare a manager (one manager: its engine stops for the copy)
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds to wait for another run's cluster lock before giving up
+    #[arg(long, default_value_t = 0)]
+    pub lock_wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub init: InitArgs,
+    /// The backup folder (made by `clusterup backup`)
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// The manager to restore onto (default: the one the backup was taken from)
+    #[arg(long, value_name = "HOST")]
+    pub on: Option<String>,
+    /// Restore even where a manager still answers for a swarm, or another cluster's backup
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! The command line: its arguments (`args`), and what the commands that need no host do.
 
 mod args;
+pub mod backup;
 pub mod load;
 pub mod new;
 pub mod show;

@@ -135,8 +135,8 @@ fn sh(sudo: bool) -> String {
     if sudo { "sudo -n sh -s".into() } else { "sh -s".into() }
 }
 
-/// Streams a `docker save` archive into the node's `docker load`. The one command that is no
-/// role script: its stdin is the archive, so it cannot also carry a script.
+/// Streams a `docker save` archive into the node's `docker load`: a command, not a role script,
+/// since its stdin is the archive and so cannot also carry a script.
 pub fn docker_load(archive: &std::path::Path, size: u64, sudo: bool) -> Invocation {
     let file = archive.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     Invocation {
@@ -144,6 +144,22 @@ pub fn docker_load(archive: &std::path::Path, size: u64, sudo: bool) -> Invocati
         display: format!("docker load < {file} ({size} bytes)"),
         stdin: Vec::new(),
         stdin_file: Some(archive.to_path_buf()),
+    }
+}
+
+/// Streams a local file to `dest` on the host, created with mode 0600 and its missing folders
+/// (a backup's archive):
+/// like [`docker_load`], a command whose stdin is the file, so it cannot also carry a script.
+/// Large data never goes into a script's environment, where the kernel caps one value at
+/// 128 KiB for every command the script starts.
+pub fn upload(local: &std::path::Path, dest: &str, size: u64, sudo: bool) -> Invocation {
+    let file = local.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let install = format!("install -D -m 0600 /dev/stdin {}", shell_quote(dest));
+    Invocation {
+        command: if sudo { format!("sudo -n {install}") } else { install },
+        display: format!("upload {file} ({size} bytes) to {dest}"),
+        stdin: Vec::new(),
+        stdin_file: Some(local.to_path_buf()),
     }
 }
 
@@ -212,6 +228,19 @@ mod tests {
         // B only: A was exported in the first script's subshell, not in the second's.
         assert_eq!(results[1].1.trim(), "needs b");
         assert_eq!(split_checks(&stdout, 3), None, "a check missing from the output is noticed");
+    }
+
+    #[test]
+    fn an_upload_streams_the_file_to_a_quoted_path_and_shows_no_content() {
+        let inv = upload(std::path::Path::new("/tmp/b/swarm.tar.gz"), "/srv/x y/.a.tar.gz", 42, true);
+        assert_eq!(inv.command, "sudo -n install -D -m 0600 /dev/stdin '/srv/x y/.a.tar.gz'");
+        assert_eq!(inv.stdin_file.as_deref(), Some(std::path::Path::new("/tmp/b/swarm.tar.gz")));
+        assert!(inv.stdin.is_empty());
+        assert_eq!(inv.display, "upload swarm.tar.gz (42 bytes) to /srv/x y/.a.tar.gz");
+        assert_eq!(
+            upload(std::path::Path::new("f"), "/d", 1, false).command,
+            "install -D -m 0600 /dev/stdin '/d'"
+        );
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! Each host's Docker Engine API, spoken with `bollard` through the host's SSH connection.
 //!
+//! [`swarm`] holds membership (init, joins, leaving, the node list, node updates for labels,
+//! roles and drains, node removal) and [`objects`] the cluster objects (overlay networks,
+//! secrets, the configs clusterup keeps, the services that use them). Stacks have no API call:
+//! `docker stack deploy` and `docker stack rm` stay CLI steps under `roles/stacks/`.
+//!
 //! # Transport
 //!
 //! Every HTTP request goes over an SSH exec channel of the [`Session`] that runs
@@ -42,7 +47,9 @@
 //! 12's Docker 20.10 speaks API 1.41, Debian 13's 26.1 API 1.45, bollard 0.21 up to 1.53; every
 //! later request names the lower of the two in its path, as the docker CLI does.
 
+pub mod objects;
 mod stream;
+pub mod swarm;
 mod transport;
 
 #[cfg(test)]
@@ -51,7 +58,6 @@ mod tests;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
-use bollard::models::SwarmJoinRequest;
 use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
 
 use crate::connection::Session;
@@ -60,9 +66,6 @@ use transport::Transport;
 
 /// How many HTTP connections (exec channels) [`connect`] keeps open for later requests.
 pub const IDLE_CHANNELS: usize = 2;
-
-/// The port a swarm node listens on for other managers, as `docker swarm join` sets it.
-const SWARM_LISTEN_ADDR: &str = "0.0.0.0:2377";
 
 /// The command that connects a channel to the engine's socket on the host.
 pub fn dial_command(sudo: bool) -> &'static str {
@@ -103,61 +106,4 @@ pub async fn connect_with(session: &Session, idle_channels: usize) -> Result<Doc
         .map_err(|e| anyhow!("{host}: cannot talk to the Docker engine: {e}"))?;
     transport.set_version(docker.client_version().to_string());
     Ok(docker)
-}
-
-/// Joins the engine's host to the swarm a manager at `remote_addr` (`ADDRESS[:PORT]`, port
-/// 2377 when left out) runs, advertising `advertise_addr` to the other nodes, as
-/// `docker swarm join --token TOKEN --advertise-addr ADVERTISE REMOTE` does — except that the
-/// token travels in the request body, never on a command line.
-pub async fn swarm_join(
-    docker: &Docker,
-    join_token: &str,
-    remote_addr: &str,
-    advertise_addr: &str,
-) -> Result<()> {
-    docker
-        .join_swarm(join_request(join_token, remote_addr, advertise_addr))
-        .await
-        .map_err(|e| anyhow!("joining the swarm of {remote_addr} (advertising {advertise_addr}): {e}"))
-}
-
-fn join_request(join_token: &str, remote_addr: &str, advertise_addr: &str) -> SwarmJoinRequest {
-    SwarmJoinRequest {
-        listen_addr: Some(SWARM_LISTEN_ADDR.to_string()),
-        advertise_addr: Some(advertise_addr.to_string()),
-        data_path_addr: None,
-        remote_addrs: Some(vec![remote_addr.to_string()]),
-        join_token: Some(join_token.to_string()),
-    }
-}
-
-/// The swarm node ID of the engine's host (from `/info`); an error when it is in no swarm.
-pub async fn node_id(docker: &Docker) -> Result<String> {
-    let info = docker.info().await.map_err(|e| anyhow!("reading the engine's /info: {e}"))?;
-    let name = info.name.unwrap_or_default();
-    let swarm = info.swarm.unwrap_or_default();
-    match swarm.node_id.filter(|id| !id.is_empty()) {
-        Some(id) => Ok(id),
-        None => {
-            let state = swarm.local_node_state.map_or_else(|| "unknown".to_string(), |s| s.to_string());
-            Err(anyhow!("the engine of {name} is in no swarm (its swarm state is '{state}')"))
-        }
-    }
-}
-
-/// The engine's swarm state as `docker info` names it: `inactive`, `pending`, `active`,
-/// `error` or `locked`.
-pub async fn swarm_state(docker: &Docker) -> Result<String> {
-    let info = docker.info().await.map_err(|e| anyhow!("reading the engine's /info: {e}"))?;
-    Ok(info.swarm.and_then(|s| s.local_node_state).map_or_else(|| "unknown".to_string(), |s| s.to_string()))
-}
-
-/// The swarm's join tokens, (worker, manager), from a manager's engine.
-pub async fn join_tokens(docker: &Docker) -> Result<(String, String)> {
-    let swarm = docker.inspect_swarm().await.map_err(|e| anyhow!("reading the swarm's join tokens: {e}"))?;
-    let tokens = swarm.join_tokens.unwrap_or_default();
-    match (tokens.worker.filter(|t| !t.is_empty()), tokens.manager.filter(|t| !t.is_empty())) {
-        (Some(worker), Some(manager)) => Ok((worker, manager)),
-        _ => Err(anyhow!("the swarm answered without join tokens")),
-    }
 }

@@ -12,7 +12,9 @@ use russh::{Channel, ChannelId};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use super::{connect, connect_with, node_id, swarm_join};
+use super::objects::create_secret;
+use super::swarm::{NodeChange, Role, join as swarm_join, node_id, still_on_node, update_node};
+use super::{connect, connect_with};
 use crate::connection::{self, Session};
 use crate::inventory::Inventory;
 use crate::report::RunLog;
@@ -30,6 +32,11 @@ struct Engine {
     /// The engine closes each channel after one response (as when it restarts).
     hang_up: bool,
     joined: bool,
+    /// The one node of the fake swarm: its spec and version index.
+    node_spec: Value,
+    node_version: u64,
+    /// How many node updates are answered "update out of sequence" before one is taken.
+    out_of_sequence: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -175,12 +182,32 @@ fn answer(engine: &mut Engine, seen: &Seen) -> String {
             engine.joined = true;
             (200, Value::Null)
         }
+    } else if path.ends_with("/nodes/n0de1d") && seen.method == "GET" {
+        (200, json!({"ID": "n0de1d", "Version": {"Index": engine.node_version}, "Spec": engine.node_spec}))
+    } else if path.ends_with("/nodes/n0de1d/update") && seen.method == "POST" {
+        let version = seen.target.split("version=").nth(1).and_then(|v| v.parse::<u64>().ok());
+        if engine.out_of_sequence > 0 || version != Some(engine.node_version) {
+            engine.out_of_sequence = engine.out_of_sequence.saturating_sub(1);
+            // Someone else changed the node meanwhile.
+            engine.node_version += 1;
+            (500, json!({"message": "rpc error: code = Unknown desc = update out of sequence"}))
+        } else {
+            engine.node_spec = serde_json::from_str(&seen.body).unwrap();
+            engine.node_version += 1;
+            (200, Value::Null)
+        }
+    } else if path.contains("/secrets/") && seen.method == "GET" {
+        (404, json!({"message": "secret not found"}))
+    } else if path.ends_with("/secrets/create") && seen.method == "POST" {
+        (201, json!({"ID": "s3cr3t1d"}))
     } else {
         (404, json!({"message": "page not found"}))
     };
     let body = if body.is_null() { String::new() } else { body.to_string() };
     let reason = match status {
         200 => "OK",
+        201 => "Created",
+        500 => "Internal Server Error",
         400 => "Bad Request",
         404 => "Not Found",
         _ => "Service Unavailable",
@@ -219,6 +246,10 @@ async fn start(engine: Engine) -> (u16, Arc<Mutex<Engine>>) {
 }
 
 async fn session(port: u16, user: &str) -> Session {
+    session_logged(port, user, Arc::new(RunLog::disabled())).await
+}
+
+async fn session_logged(port: u16, user: &str, log: Arc<RunLog>) -> Session {
     let dir = std::env::temp_dir().join(format!(
         "clusterup-engine-{}-{}",
         std::process::id(),
@@ -233,7 +264,7 @@ async fn session(port: u16, user: &str) -> Session {
         dir.join("known_hosts").display()
     );
     let host = Inventory::from_text(&dir.join("inv.yml"), &text).unwrap().hosts.remove(0);
-    let session = connection::connect(&host, Arc::new(RunLog::disabled())).await.unwrap();
+    let session = connection::connect(&host, log).await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     session
 }
@@ -353,4 +384,104 @@ fn paths_get_the_negotiated_version_once_and_keep_their_query() {
     assert_eq!(fix("http://docker/v1.45/info", Some("1.41")).0, "/v1.45/info");
     assert_eq!(fix("http://docker/version", None).0, "/version");
     assert_eq!(fix("http://docker", Some("1.41")).0, "/v1.41/");
+}
+
+#[tokio::test]
+async fn a_node_update_changes_the_spec_it_read_at_its_version_and_reads_again_when_out_of_sequence() {
+    let spec = json!({"Role": "worker", "Availability": "active", "Labels": {"zone": "a", "mine": "1"}});
+    let (port, engine) =
+        start(Engine { node_spec: spec, node_version: 7, out_of_sequence: 2, ..Engine::default() }).await;
+    let session = session(port, "root").await;
+    let docker = connect(&session).await.unwrap();
+    let change = NodeChange::Labels(vec![("edge".into(), Some("true".into())), ("mine".into(), None)]);
+    update_node(&docker, "n0de1d", &change).await.unwrap();
+    let (_, requests) = seen(&engine);
+    let updates: Vec<&Seen> = requests.iter().filter(|r| r.target.contains("/update")).collect();
+    assert_eq!(updates.len(), 3, "two refused as out of sequence, then one taken: {updates:?}");
+    // Each try was made at the version read just before it.
+    assert_eq!(updates[0].target, "/v1.41/nodes/n0de1d/update?version=7");
+    assert_eq!(updates[2].target, "/v1.41/nodes/n0de1d/update?version=9");
+    let engine = engine.lock().unwrap();
+    assert_eq!(
+        engine.node_spec,
+        json!({"Role": "worker", "Availability": "active", "Labels": {"zone": "a", "edge": "true"}}),
+        "labels of others kept, one set, one removed"
+    );
+}
+
+#[tokio::test]
+async fn a_node_update_refused_for_another_reason_is_not_tried_again() {
+    let (port, engine) = start(Engine::default()).await;
+    let session = session(port, "root").await;
+    let docker = connect(&session).await.unwrap();
+    let error = update_node(&docker, "nosuchnode", &NodeChange::Role(Role::Manager)).await.unwrap_err();
+    assert!(error.to_string().contains("reading node nosuchnode: page not found"), "{error}");
+    let (_, requests) = seen(&engine);
+    assert!(requests.iter().all(|r| !r.target.contains("/update")));
+}
+
+#[tokio::test]
+async fn a_secret_value_travels_base64_in_the_body_and_the_run_log_shows_only_the_request() {
+    let (port, engine) = start(Engine::default()).await;
+    let dir = std::env::temp_dir().join(format!("clusterup-engine-log-{}", std::process::id()));
+    let log_path = dir.join("run.log");
+    let session = session_logged(port, "root", Arc::new(RunLog::open(&log_path, "test"))).await;
+    let docker = connect(&session).await.unwrap();
+    let value = "correct horse battery staple";
+    assert!(create_secret(&docker, "pg", "pg_0123abcd", value).await.unwrap());
+    let (execs, requests) = seen(&engine);
+    let create = requests.iter().find(|r| r.target.ends_with("/secrets/create")).unwrap();
+    let body: Value = serde_json::from_str(&create.body).unwrap();
+    assert_eq!(body["Name"], "pg_0123abcd");
+    assert_eq!(body["Labels"], json!({"clusterup.secret": "pg"}));
+    assert_eq!(body["Data"], "Y29ycmVjdCBob3JzZSBiYXR0ZXJ5IHN0YXBsZQ==");
+    assert!(execs.iter().all(|e| !e.contains(value)));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(log.contains("engine API: POST /v1.41/secrets/create -> 201"), "{log}");
+    assert!(!log.contains(value) && !log.contains("Y29ycmVjdCBob3Jz"), "{log}");
+}
+
+#[test]
+fn a_drained_node_is_empty_once_nothing_is_meant_to_run_and_nothing_runs_unless_it_is_down() {
+    use bollard::models::{Task, TaskState, TaskStatus};
+    let task = |id: &str, desired: TaskState, state: TaskState| Task {
+        id: Some(id.into()),
+        desired_state: Some(desired),
+        status: Some(TaskStatus { state: Some(state), ..Default::default() }),
+        ..Default::default()
+    };
+    let stopping = [
+        task("t1", TaskState::SHUTDOWN, TaskState::RUNNING),
+        task("t0", TaskState::SHUTDOWN, TaskState::SHUTDOWN),
+    ];
+    assert_eq!(still_on_node(&stopping, false), ["  task t1 (running)"]);
+    assert!(still_on_node(&stopping, true).is_empty(), "a down node runs nothing");
+    let scheduled = [task("t2", TaskState::RUNNING, TaskState::RUNNING)];
+    assert_eq!(still_on_node(&scheduled, true).len(), 1, "not yet told to stop");
+    assert!(still_on_node(&[task("t3", TaskState::SHUTDOWN, TaskState::FAILED)], false).is_empty());
+}
+
+#[test]
+fn the_engines_node_reads_as_the_planner_expects() {
+    let node: bollard::models::Node = serde_json::from_value(json!({
+        "ID": "abc", "Spec": {"Role": "manager", "Availability": "drain", "Labels": {"zone": "a"}},
+        "Description": {"Hostname": "m1", "Engine": {"EngineVersion": "26.1.5+dfsg1"}},
+        "Status": {"State": "ready", "Addr": "10.0.0.1"},
+        "ManagerStatus": {"Leader": true, "Reachability": "reachable", "Addr": "10.0.0.1:2377"}
+    }))
+    .unwrap();
+    let n = super::swarm::swarm_node(node);
+    assert_eq!(
+        (n.id.as_str(), n.spec.role.as_str(), n.spec.availability.as_str()),
+        ("abc", "manager", "drain")
+    );
+    assert_eq!(n.spec.labels["zone"], "a");
+    assert_eq!(
+        (n.description.hostname.as_str(), n.description.engine.engine_version.as_str()),
+        ("m1", "26.1.5+dfsg1")
+    );
+    assert_eq!((n.status.state.as_str(), n.status.addr.as_str()), ("ready", "10.0.0.1"));
+    let m = n.manager_status.unwrap();
+    assert!(m.leader && m.reachability == "reachable");
 }

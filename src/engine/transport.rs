@@ -93,7 +93,21 @@ where
         self: Arc<Self>,
         request: Request<B>,
     ) -> Result<Response<Incoming>, BollardError> {
-        let mut request = origin_form(request, self.version.get().map(String::as_str))?;
+        let request = origin_form(request, self.version.get().map(String::as_str))?;
+        // The run log names each request and its answer, never its body (a join token, a
+        // secret's value): the query never carries one.
+        let what = format!("engine API: {} {}", request.method(), request.uri());
+        let started = std::time::Instant::now();
+        let result = self.send_once(request).await;
+        let answer = match &result {
+            Ok(response) => response.status().as_u16().to_string(),
+            Err(e) => format!("failed: {e}"),
+        };
+        self.log.line(&self.host, &format!("{what} -> {answer} ({} ms)", started.elapsed().as_millis()));
+        result
+    }
+
+    async fn send_once(&self, mut request: Request<B>) -> Result<Response<Incoming>, BollardError> {
         if let Some(mut conn) = self.checkout().await {
             match conn.sender.try_send_request(request).await {
                 Ok(response) => {

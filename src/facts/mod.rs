@@ -30,6 +30,10 @@ pub struct Facts {
     /// Engine packages the host's apt sources offer, with their candidate versions; empty
     /// when its package lists were never downloaded.
     pub apt_candidates: BTreeMap<String, String>,
+    /// The installed version of each engine package that is installed.
+    pub apt_installed: BTreeMap<String, String>,
+    /// Every version of each engine package the apt sources offer (and the installed one).
+    pub apt_versions: BTreeMap<String, Vec<String>>,
     /// The `docker` command is there (the engine can be installed without it).
     pub docker_cli: bool,
     pub docker_installed: bool,
@@ -85,6 +89,11 @@ impl SwarmInfo {
     }
 }
 
+/// `name=value name=value`, as the facts script prints package lists.
+fn pairs(value: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    value.split_whitespace().filter_map(|p| p.split_once('=')).map(|(n, v)| (n.to_string(), v.to_string()))
+}
+
 impl Facts {
     pub fn parse(text: &str) -> Result<Facts> {
         let mut facts = Facts::default();
@@ -108,12 +117,11 @@ impl Facts {
                 }
                 "route_mtu" => facts.route_mtu = value.parse().ok(),
                 "apparmor_enabled" => facts.apparmor_enabled = value == "Y",
-                "apt_candidates" => {
-                    facts.apt_candidates = value
-                        .split_whitespace()
-                        .filter_map(|p| p.split_once('='))
-                        .map(|(name, version)| (name.to_string(), version.to_string()))
-                        .collect()
+                "apt_candidates" => facts.apt_candidates = pairs(value).collect(),
+                "apt_installed" => facts.apt_installed = pairs(value).collect(),
+                "apt_versions" => {
+                    facts.apt_versions =
+                        pairs(value).map(|(n, v)| (n, v.split(',').map(str::to_string).collect())).collect()
                 }
                 "docker_cli" => facts.docker_cli = value == "yes",
                 "ipsec" => {

@@ -100,6 +100,8 @@ pub struct DockerSettings {
     pub log_max_file: u32,
     pub metrics_address: Option<String>,
     pub drain_workers_on_restart: bool,
+    /// `docker.version`: `latest`, an exact package version or a pattern with `*`/`?`.
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -236,6 +236,9 @@ pub struct DockerSection {
     /// (default); false restarts it with its tasks on it (they stop and start again there).
     #[serde(default = "default_true")]
     pub drain_workers_on_restart: bool,
+    /// The engine package's version: `latest` (what apt offers), an exact version, or a
+    /// pattern (`26.1.*`, the highest match). Absent: installed once, never upgraded.
+    pub version: Option<String>,
 }
 
 impl Default for DockerSection {
@@ -246,6 +249,7 @@ impl Default for DockerSection {
             log_max_file: default_log_max_file(),
             metrics_address: None,
             drain_workers_on_restart: true,
+            version: None,
         }
     }
 }

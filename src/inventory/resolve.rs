@@ -161,6 +161,7 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
             log_max_file: docker.log_max_file,
             metrics_address: docker.metrics_address,
             drain_workers_on_restart: docker.drain_workers_on_restart,
+            version: docker.version,
         },
         hosts,
         nfs: file.storage.and_then(|s| s.nfs),

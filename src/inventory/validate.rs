@@ -375,6 +375,13 @@ fn check_docker(path: &Path, docker: &Spanned<DockerSection>, errors: &mut Vec<I
     if d.log_max_file == 0 {
         errors.push(at("docker.log_max_file must be at least 1".into()));
     }
+    if let Some(version) = &d.version
+        && !is_version_pattern(version)
+    {
+        errors.push(at(format!(
+            "docker.version `{version}` is not a package version: `latest`, an exact version (20.10.24+dfsg1-1+deb12u1) or a pattern with * and ? (26.1.*)"
+        )));
+    }
     if let Some(addr) = &d.metrics_address
         && addr.parse::<std::net::SocketAddr>().is_err()
     {
@@ -382,6 +389,15 @@ fn check_docker(path: &Path, docker: &Spanned<DockerSection>, errors: &mut Vec<I
             "docker.metrics_address `{addr}` is not ADDRESS:PORT (an IP address and a port; IPv6 in brackets: [::1]:9323)"
         )));
     }
+}
+
+/// `latest`, or what a Debian version may hold (`[EPOCH:]UPSTREAM[-REVISION]`) with the
+/// glob characters `*` and `?`.
+fn is_version_pattern(v: &str) -> bool {
+    v == "latest"
+        || (!v.is_empty()
+            && v.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '*')
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || ".+~:-*?".contains(c)))
 }
 
 /// The shape of `openstack:`, offline: what the cloud says is checked when it is asked.

@@ -63,6 +63,7 @@ mod tests {
             log_max_file: 3,
             metrics_address: None,
             drain_workers_on_restart: true,
+            version: None,
         };
         assert_eq!(
             daemon_json(&docker, None),

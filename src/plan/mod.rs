@@ -1,12 +1,15 @@
 //! Planning: from the inventory and the facts (plus the swarm's node list) to the list of
 //! changes, computed without touching any host. `plan` prints it; `init` carries it out.
 
+pub mod backup;
 pub mod converge;
+pub mod debversion;
 pub mod diff;
 pub mod files;
 pub mod hosts;
 pub mod kernel;
 pub mod packages;
+pub mod roll;
 pub mod services;
 pub mod swarm;
 

@@ -3,14 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
-
 use crate::inventory::Network;
 
 /// VXLAN's overhead: an overlay's MTU is the underlay's minus this.
 pub const VXLAN_OVERHEAD: u32 = 50;
 
-/// What the managers report (see roles/stacks/observe.sh).
+/// What a manager's engine shows of the objects clusterup manages (`engine::objects::observe`).
 #[derive(Debug, Default, Clone)]
 pub struct Observed {
     pub networks: Vec<ObservedNetwork>,
@@ -26,52 +24,12 @@ pub struct Observed {
     pub key: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Debug, Clone, Default)]
 pub struct ObservedNetwork {
-    #[serde(default)]
     pub id: String,
     pub name: String,
-    #[serde(default)]
     pub attachable: bool,
-    #[serde(default)]
     pub options: Option<BTreeMap<String, String>>,
-}
-
-impl Observed {
-    pub fn parse(text: &str) -> Result<Observed, String> {
-        let mut observed = Observed::default();
-        for line in text.lines() {
-            let Some((kind, rest)) = line.split_once(' ') else {
-                continue;
-            };
-            match kind {
-                "network" => observed
-                    .networks
-                    .push(serde_json::from_str(rest).map_err(|e| format!("cannot read a network: {e}"))?),
-                "secret" => {
-                    observed.secrets.insert(rest.to_string());
-                }
-                "stack" => {
-                    observed.stacks.insert(rest.to_string());
-                }
-                "secret-used" => {
-                    observed.secrets_used.insert(rest.to_string());
-                }
-                "key" => observed.key = Some(rest.trim().to_string()).filter(|k| !k.is_empty()),
-                "network-used" => {
-                    observed.networks_used.insert(rest.to_string());
-                }
-                "deployed" => {
-                    if let Some((stack, sha)) = rest.split_once(' ') {
-                        observed.deployed.insert(stack.to_string(), sha.to_string());
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(observed)
-    }
 }
 
 /// The MTU a network gets: the inventory's, or the smallest node MTU minus VXLAN's overhead
@@ -222,25 +180,42 @@ pub fn needs_deploy(stack: &str, sha256: &str, observed: &Observed, force: bool)
 mod tests {
     use super::*;
 
+    /// An observation written as one fact per line (`network JSON`, `secret NAME`, `stack NAME`,
+    /// `deployed STACK SHA`, `secret-used NAME`, `network-used ID`), for short fixtures.
     fn observed(text: &str) -> Observed {
-        Observed::parse(text).unwrap()
+        let mut o = Observed::default();
+        for line in text.lines() {
+            let (kind, rest) = line.split_once(' ').unwrap();
+            let rest = rest.to_string();
+            match kind {
+                "network" => {
+                    let n: serde_json::Value = serde_json::from_str(&rest).unwrap();
+                    let options = n["Options"].as_object().map(|m| {
+                        m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect()
+                    });
+                    o.networks.push(ObservedNetwork {
+                        id: n["Id"].as_str().unwrap_or_default().into(),
+                        name: n["Name"].as_str().unwrap().into(),
+                        attachable: n["Attachable"].as_bool().unwrap_or(false),
+                        options,
+                    });
+                }
+                "secret" => drop(o.secrets.insert(rest)),
+                "stack" => drop(o.stacks.insert(rest)),
+                "secret-used" => drop(o.secrets_used.insert(rest)),
+                "network-used" => drop(o.networks_used.insert(rest)),
+                "deployed" => {
+                    let (stack, sha) = rest.split_once(' ').unwrap();
+                    o.deployed.insert(stack.into(), sha.into());
+                }
+                other => panic!("unknown fact {other}"),
+            }
+        }
+        o
     }
 
     fn net(name: &str, encrypted: bool, mtu: Option<u32>) -> Network {
         Network { name: name.into(), encrypted, mtu, line: 1 }
-    }
-
-    #[test]
-    fn parses_what_observe_prints() {
-        let o = observed(
-            "network {\"Name\":\"database\",\"Attachable\":true,\"Options\":{\"encrypted\":\"\",\"com.docker.network.driver.mtu\":\"1450\"}}\n\
-             network {\"Name\":\"ingress\",\"Attachable\":false,\"Options\":null}\n\
-             secret pg_0123abcd\nstack proxy\ndeployed proxy abc123\n",
-        );
-        assert_eq!(o.networks.len(), 2);
-        assert!(o.secrets.contains("pg_0123abcd"));
-        assert_eq!(o.deployed["proxy"], "abc123");
-        assert!(Observed::parse("network {not json\n").is_err());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 
 pub mod openstack;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -113,4 +114,65 @@ pub fn with_agent(args: &[&str]) -> Output {
 pub fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Writes an inventory of lab machines `hosts` (name, role, extra keys of the host) with the
+/// top-level `extra` sections, and returns its path.
+pub fn lab_inventory(file: &str, cluster: &str, hosts: &[(&str, &str, &str)], extra: &str) -> PathBuf {
+    let mut text = format!(
+        "cluster: {{name: {cluster}}}\nssh: {{user: admin, identity_file: id_ed25519, known_hosts: known_hosts}}\n{extra}hosts:\n"
+    );
+    for (name, role, more) in hosts {
+        let addr = lab(&["addr", name]);
+        text.push_str(&format!("  - {{name: {name}, address: {}, roles: [{role}]{more}}}\n", addr.trim()));
+    }
+    let path = lab_dir().join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs clusterup with `args`, `-i inv` and `--json`: its exit status and report.
+pub fn run_json(args: &[&str], inv: &Path) -> (Option<i32>, Value) {
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["-i", inv.to_str().unwrap(), "--json"]);
+    let out = clusterup(&full);
+    (out.status.code(), json(&out))
+}
+
+/// Runs `work` while sampling, every ~0.1 s from outside the machines, how many of `managers`
+/// have their engine active. Returns the samples and what `work` returned.
+pub fn sampling_engines<T>(managers: &[&str], work: impl FnOnce() -> T) -> (Vec<usize>, T) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let machines: Vec<String> = managers.iter().map(|m| format!("clusterup-lab-{m}")).collect();
+    let sampler = std::thread::spawn(move || {
+        let mut samples = Vec::new();
+        while !flag.load(Ordering::Relaxed) {
+            let up = machines
+                .iter()
+                .filter(|m| {
+                    Command::new("docker")
+                        .args(["exec", m, "systemctl", "is-active", "--quiet", "docker"])
+                        .status()
+                        .is_ok_and(|s| s.success())
+                })
+                .count();
+            samples.push(up);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        samples
+    });
+    let result = work();
+    done.store(true, Ordering::Relaxed);
+    (sampler.join().unwrap(), result)
+}
+
+pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -5,15 +5,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use bollard::Docker;
 use bollard::query_parameters::{ListNodesOptions, ListServicesOptions, ListTasksOptions};
 
-use crate::connection::Session;
-use crate::engine;
 use crate::plan::converge::{Verdict, judge};
 
 /// `Ok` once the stack converged; `Err` with what is wrong (each failing task's error).
-pub async fn await_stack(session: &Session, stack: &str, timeout: u64) -> Result<(), String> {
-    let docker = engine::connect(session).await.map_err(|e| format!("{e:#}"))?;
+pub async fn await_stack(docker: &Docker, stack: &str, timeout: u64) -> Result<(), String> {
     let nodes: BTreeMap<String, String> = docker
         .list_nodes(None::<ListNodesOptions>)
         .await

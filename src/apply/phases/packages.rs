@@ -4,15 +4,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
 use crate::apply::Run;
 use crate::commands::{self, Input};
 use crate::connection::Session;
+use crate::engine;
+use crate::engine::swarm::{Availability, NodeChange};
 use crate::facts::Facts;
 use crate::inventory::{Inventory, Role as InvRole};
 use crate::plan::hosts::{firewall_rules, node_ips};
+use crate::plan::roll::{self, Restart};
 use crate::roles::{self, CHECK_NEEDS_APPLY, Role};
 
 /// The roles a host gets, with the inputs their scripts need: `docker` (and `nfs-client`
@@ -21,6 +25,7 @@ fn roles_for(
     inv: &Inventory,
     facts: &BTreeMap<String, Facts>,
     host: &str,
+    allow_downgrade: bool,
 ) -> Result<Vec<(Role, Vec<Input>)>> {
     let Some(h) = inv.host(host) else { return Ok(Vec::new()) };
     let lock = inv.apt_lock_timeout.to_string();
@@ -31,12 +36,17 @@ fn roles_for(
         let daemon_json = crate::plan::files::daemon_json(&inv.docker, metrics.as_deref());
         let source = serde_json::to_value(inv.docker.source)?.as_str().unwrap_or("distro").to_string();
         let host_facts = facts.get(host).cloned().unwrap_or_default();
-        let packages = crate::plan::packages::engine_packages(inv.docker.source, &host_facts).join(" ");
+        let version = inv.docker.version.as_deref();
+        let packages =
+            crate::plan::packages::pinned_packages(inv.docker.source, version, &host_facts, allow_downgrade)
+                .map_err(|e| anyhow!("{host}: {e}"))?
+                .join(" ");
         let inputs = docker.inputs(&[
             ("SOURCE", source),
             ("PACKAGES", packages),
             ("SSH_USER", h.ssh.user.clone()),
             ("APT_LOCK_TIMEOUT", lock.clone()),
+            ("ALLOW_DOWNGRADE", if allow_downgrade { "yes" } else { "no" }.to_string()),
             // apply.sh writes it with a final newline: that is what the digest covers.
             ("DAEMON_JSON_SHA256", roles::sha256_hex(format!("{daemon_json}\n").as_bytes())),
             ("DAEMON_JSON", daemon_json),
@@ -82,9 +92,10 @@ pub async fn check(run: &mut Run) {
     }
     let inv = run.inv.clone();
     let facts = run.facts.clone();
+    let allow_downgrade = run.options.allow_downgrade;
     let results = run
         .each(&hosts, |name, session| {
-            let roles = roles_for(&inv, &facts, &name);
+            let roles = roles_for(&inv, &facts, &name, allow_downgrade);
             async move {
                 let roles = roles?;
                 let mut needs = Vec::new();
@@ -188,53 +199,104 @@ pub async fn apply(run: &mut Run) {
         return;
     }
     // Restarting an engine stops the node's tasks and, on a manager, takes its raft vote away:
-    // hosts whose running engine gets a new daemon.json roll one at a time, managers first,
-    // each back in the swarm before the next. Everything else (fresh installs, other changes)
-    // runs on all hosts at once.
-    let (mut rolling, together): (Vec<String>, Vec<String>) =
+    // hosts whose running engine restarts (a new daemon.json, an engine upgrade) roll in the
+    // order of `plan::roll`, each back in the swarm before the next. Everything else (fresh
+    // installs, other changes) runs on all hosts at once.
+    let (rolling, together): (Vec<String>, Vec<String>) =
         hosts.into_iter().partition(|h| restarts_engine(run, h));
     apply_on(run, &together).await;
-    rolling.sort_by_key(|h| {
-        !run.facts.get(h).and_then(|f| f.swarm.as_ref()).is_some_and(|s| s.control_available)
-    });
+    let restarts: Vec<Restart> = rolling
+        .iter()
+        .map(|h| {
+            let swarm = run.facts.get(h).and_then(|f| f.swarm.as_ref());
+            let node = swarm.map(|s| s.node_id.as_str()).unwrap_or_default();
+            Restart {
+                host: h.clone(),
+                manager: swarm.is_some_and(|s| s.control_available),
+                leader: run
+                    .nodes
+                    .iter()
+                    .any(|n| n.id == node && n.manager_status.as_ref().is_some_and(|m| m.leader)),
+            }
+        })
+        .collect();
+    let workers_in_swarm = run.nodes.iter().filter(|n| n.manager_status.is_none()).count();
     let mut stopped_at: Option<String> = None;
-    for host in rolling {
+    for batch in roll::batches(&restarts, workers_in_swarm, run.options.disruption) {
         if let Some(first) = &stopped_at {
-            run.fail(
-                &host,
-                format!("{host}: its engine was not restarted: the rolling restart stopped at {first}"),
-            );
+            for host in &batch {
+                run.fail(
+                    host,
+                    format!("{host}: its engine was not restarted: the rolling restart stopped at {first}"),
+                );
+            }
             continue;
         }
-        let drained = drain_worker(run, &host).await;
-        apply_on(run, std::slice::from_ref(&host)).await;
-        if !run.report.is_failed(&host) {
-            settle(run, &host).await;
-        }
-        if let Some(node) = drained {
-            reactivate(run, &host, &node).await;
-        }
-        if run.report.is_failed(&host) {
-            stopped_at = Some(host);
-        }
+        restart_batch(run, &batch).await;
+        stopped_at = batch.iter().find(|h| run.report.is_failed(h)).cloned();
     }
 }
 
-/// The host's engine runs and its daemon.json changes: applying restarts it.
+/// One batch of the roll: its workers' tasks moved to other nodes first (and waited for until
+/// they run there), then the change applied on every host of the batch, each engine waited for
+/// until it is back in the swarm, and the drained nodes set to take tasks again.
+async fn restart_batch(run: &mut Run, batch: &[String]) {
+    let mut drained = Vec::new();
+    let mut moved = Vec::new();
+    for host in batch {
+        if let Some((node, services)) = drain_worker(run, host).await {
+            drained.push((host.clone(), node));
+            moved.extend(services);
+        }
+    }
+    if !moved.is_empty() {
+        await_moved(run, batch, &moved).await;
+    }
+    apply_on(run, batch).await;
+    for host in batch {
+        if !run.report.is_failed(host) {
+            settle(run, host).await;
+        }
+    }
+    for (host, node) in drained {
+        reactivate(run, &host, &node).await;
+    }
+}
+
+/// Waits until the services whose tasks a drain moved run all their tasks elsewhere. One that
+/// cannot (its placement fits no other node) is named in a warning, and the roll goes on.
+async fn await_moved(run: &mut Run, batch: &[String], services: &[String]) {
+    let Some(leader) = run.swarm.leader.clone() else { return };
+    let first = batch.first().cloned().unwrap_or_default();
+    run.progress.step(&first, "waiting for its tasks to run on other nodes");
+    let timeout = Duration::from_secs(run.options.converge_timeout.max(30));
+    let waited = match run.engine(&leader).await {
+        Ok(docker) => engine::swarm::await_running(&docker, services, timeout).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = waited {
+        run.report.warnings.push(format!(
+            "{}: services moved off for the engine restart are {e:#}; they are down until it is back",
+            batch.join(", ")
+        ));
+    }
+}
+
+/// The host's engine runs, and its daemon.json changes or its engine package changes version:
+/// applying restarts it.
 fn restarts_engine(run: &Run, host: &str) -> bool {
     let installed = run.facts.get(host).is_some_and(|f| f.docker_installed);
-    let rewrites = run.role_needs.get(host).is_some_and(|needs| {
-        needs
-            .iter()
-            .any(|(role, reasons)| *role == "docker" && reasons.iter().any(|r| r.contains("daemon.json")))
+    let restarting = |r: &String| r.starts_with("restart docker for ");
+    let restarts = run.role_needs.get(host).is_some_and(|needs| {
+        needs.iter().any(|(role, reasons)| *role == "docker" && reasons.iter().any(restarting))
     });
-    installed && rewrites
+    installed && restarts
 }
 
 /// Before a worker's engine restarts, its tasks move to other nodes (a drain, waited for until
 /// none runs there), so they are not all down at once. Not a change of the run: the node takes
-/// tasks again right after. Returns the node drained, if any.
-async fn drain_worker(run: &mut Run, host: &str) -> Option<String> {
+/// tasks again right after. Returns the node drained, if any, and the services it moved.
+async fn drain_worker(run: &mut Run, host: &str) -> Option<(String, Vec<String>)> {
     if !run.inv.docker.drain_workers_on_restart {
         return None; // the inventory asks for restarts in place
     }
@@ -244,18 +306,17 @@ async fn drain_worker(run: &mut Run, host: &str) -> Option<String> {
     }
     let active = run.nodes.iter().any(|n| n.id == swarm.node_id && n.spec.availability == "active");
     let leader = run.swarm.leader.clone()?;
-    let session = run.sessions.get(&leader).cloned()?;
     if !active || run.report.is_failed(&leader) {
         return None; // drained by someone else on purpose: left as it is
     }
     run.progress.step(host, "moving its tasks to other nodes");
-    let inputs = [
-        Input::new("NODE", swarm.node_id.clone()),
-        Input::new("TIMEOUT", run.options.converge_timeout.max(30).to_string()),
-    ];
-    match session.run_ok(&commands::script(&roles::role("swarm").step("drain"), &inputs, session.sudo)).await
-    {
-        Ok(_) => Some(swarm.node_id),
+    let timeout = Duration::from_secs(run.options.converge_timeout.max(30));
+    let drained = match run.engine(&leader).await {
+        Ok(docker) => engine::swarm::drain(&docker, &swarm.node_id, timeout).await,
+        Err(e) => Err(e),
+    };
+    match drained {
+        Ok(services) => Some((swarm.node_id, services)),
         Err(e) => {
             run.report
                 .warnings
@@ -266,10 +327,13 @@ async fn drain_worker(run: &mut Run, host: &str) -> Option<String> {
 }
 
 async fn reactivate(run: &mut Run, host: &str, node: &str) {
-    let Some(session) = run.swarm.leader.clone().and_then(|l| run.sessions.get(&l).cloned()) else { return };
-    let inputs = [Input::new("NODE", node.to_string())];
-    let step = roles::role("swarm").step("activate");
-    if let Err(e) = session.run_ok(&commands::script(&step, &inputs, session.sudo)).await {
+    let Some(leader) = run.swarm.leader.clone() else { return };
+    let change = NodeChange::Availability(Availability::Active);
+    let done = match run.engine(&leader).await {
+        Ok(docker) => engine::swarm::update_node(&docker, node, &change).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = done {
         run.fail(
             host,
             format!("{host}: drained for its engine restart, but could not take tasks again: {e:#}"),
@@ -289,6 +353,20 @@ async fn settle(run: &mut Run, host: &str) {
     let step = roles::role("docker").step("settle");
     if let Err(e) = session.run_ok(&commands::script(&step, &inputs, session.sudo)).await {
         run.fail(host, format!("{e:#}"));
+        return;
+    }
+    // And as the swarm sees it: the node Ready, a manager Reachable, before the next restart.
+    let swarm = run.facts.get(host).and_then(|f| f.swarm.clone()).filter(|s| s.is_active());
+    let (Some(swarm), Some(leader)) = (swarm, run.swarm.leader.clone()) else { return };
+    let ready = match run.engine(&leader).await {
+        Ok(docker) => {
+            let timeout = Duration::from_secs(SETTLE_TIMEOUT);
+            engine::swarm::await_ready(&docker, &swarm.node_id, swarm.control_available, timeout).await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = ready {
+        run.fail(host, format!("{host}: its engine restarted, but {e:#}; not restarting other hosts"));
     }
 }
 
@@ -300,9 +378,10 @@ async fn apply_on(run: &mut Run, hosts: &[String]) {
     let facts = run.facts.clone();
     let progress = run.progress.clone();
     let needs = Arc::new(run.role_needs.clone());
+    let allow_downgrade = run.options.allow_downgrade;
     let results = run
         .each(hosts, |name, session| {
-            let roles = roles_for(&inv, &facts, &name);
+            let roles = roles_for(&inv, &facts, &name, allow_downgrade);
             let wanted: Vec<&'static str> =
                 needs.get(&name).map(|n| n.iter().map(|(r, _)| *r).collect()).unwrap_or_default();
             let progress = progress.clone();

@@ -9,6 +9,7 @@ use anyhow::{Result, anyhow};
 use crate::apply::Run;
 use crate::commands::{self, Input};
 use crate::connection::Session;
+use crate::engine;
 use crate::plan::services::{self, NetworkCreate, Observed};
 use crate::plan::{CLUSTER, Change};
 use crate::roles;
@@ -78,9 +79,14 @@ fn leader(run: &Run) -> Option<Arc<Session>> {
 
 /// What exists of the networks, secrets and stacks, as one manager sees them.
 pub async fn observe_on(session: &Session) -> Result<Observed> {
-    let script = roles::role("stacks").step("observe");
-    let out = session.run_ok(&commands::script(&script, &[], session.sudo)).await?;
-    Observed::parse(&out.stdout).map_err(|e| anyhow!("{}: {e}", session.host))
+    let docker = engine::connect(session).await?;
+    engine::objects::observe(&docker).await.map_err(|e| anyhow!("{}: {e:#}", session.host))
+}
+
+/// As [`observe_on`], through the run's client of the leader's engine.
+async fn observe_leader(run: &mut Run, leader: &str) -> Result<Observed> {
+    let docker = run.engine(leader).await?;
+    engine::objects::observe(&docker).await.map_err(|e| anyhow!("{leader}: {e:#}"))
 }
 
 /// Decides what to create and deploy. Before the swarm exists there is nothing to observe.
@@ -107,7 +113,7 @@ pub async fn observe(run: &mut Run) {
     let observed = match leader(run).filter(|_| run.swarm.cluster_id.is_some()) {
         Some(session) => {
             run.progress.step(&session.host, "reading networks and stacks");
-            match observe_on(&session).await {
+            match observe_leader(run, &session.host).await {
                 Ok(o) => o,
                 Err(e) => {
                     run.report.fail_cluster(format!("{e:#}"));
@@ -141,11 +147,16 @@ async fn diff_deploys(run: &mut Run) {
         }
         return;
     };
-    let step = roles::role("stacks").step("deployed");
+    let docker = match run.engine(&session.host).await {
+        Ok(docker) => docker,
+        Err(e) => {
+            run.report.warnings.push(format!("cannot read what is deployed: {e:#}"));
+            return;
+        }
+    };
     for (rendered, _) in &run.services.deploys {
-        let inputs = [Input::new("STACK", rendered.stack.clone())];
-        let deployed = match session.run_ok(&commands::script(&step, &inputs, session.sudo)).await {
-            Ok(out) => out.stdout,
+        let deployed = match engine::objects::deployed(&docker, &rendered.stack).await {
+            Ok(text) => text.unwrap_or_default(),
             Err(e) => {
                 run.report
                     .warnings
@@ -153,8 +164,7 @@ async fn diff_deploys(run: &mut Run) {
                 continue;
             }
         };
-        let deployed = deployed.strip_suffix('\n').unwrap_or(&deployed);
-        let diff = crate::plan::diff::unified("deployed", deployed, "inventory", &rendered.deployed_text());
+        let diff = crate::plan::diff::unified("deployed", &deployed, "inventory", &rendered.deployed_text());
         // Records older than `--diff` hold only a digest: say so rather than show noise.
         let diff = if deployed.len() == 64 && deployed.chars().all(|c| c.is_ascii_hexdigit()) {
             "  (deployed before clusterup kept stack contents: only its digest is known)\n".to_string()
@@ -297,7 +307,7 @@ pub async fn apply(run: &mut Run) {
     // someone changed the cluster since it was observed, stop rather than act on a stale plan.
     run.progress.step(&session.host, "reading networks and stacks");
     let new_key = run.services.new_key.clone();
-    let plan = match observe_on(&session).await {
+    let plan = match observe_leader(run, &session.host).await {
         Ok(observed) => decide(run, &observed, new_key),
         Err(e) => Err(e),
     };
@@ -330,7 +340,8 @@ pub async fn apply(run: &mut Run) {
 }
 
 async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Result<()> {
-    let role = roles::role("stacks");
+    let docker = run.engine(&session.host).await?;
+    let on_leader = |e: anyhow::Error| anyhow!("{}: {e:#}", session.host);
     let timeout = run.options.converge_timeout;
     for (stack, _) in &plan.removals {
         run.progress.step(&session.host, &format!("removing stack {stack}"));
@@ -339,25 +350,21 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
     }
     for n in &plan.networks {
         run.progress.step(&session.host, &format!("creating network {}", n.name));
-        let inputs = [
-            Input::new("NAME", n.name.clone()),
-            Input::new("ENCRYPTED", if n.encrypted { "yes" } else { "no" }),
-            Input::new("MTU", n.mtu.to_string()),
-            Input::new("RECREATE", if n.recreate { "yes" } else { "no" }),
-        ];
-        changed(run, session, "network-create", &inputs, "network").await?;
+        let done = engine::objects::create_network(&docker, n).await.map_err(on_leader)?;
+        run.report.record(&Change::new(CLUSTER, "network", done));
     }
     if let Some(key) = &plan.new_key {
-        let inputs = [Input::secret("KEY", key.clone())];
-        changed(run, session, "key-create", &inputs, "secret").await?;
+        engine::objects::create_key(&docker, key).await.map_err(on_leader)?;
+        run.report.record(&Change::new(
+            CLUSTER,
+            "secret",
+            format!("created the secret-naming key {}", engine::objects::KEY_CONFIG),
+        ));
     }
     for (logical, swarm_name, value) in &plan.secrets {
-        let inputs = [
-            Input::new("NAME", logical.clone()),
-            Input::new("SECRET_NAME", swarm_name.clone()),
-            Input::secret("VALUE", value.clone()),
-        ];
-        changed(run, session, "secret-create", &inputs, "secret").await?;
+        if engine::objects::create_secret(&docker, logical, swarm_name, value).await.map_err(on_leader)? {
+            run.report.record(&Change::new(CLUSTER, "secret", format!("created secret {swarm_name}")));
+        }
     }
     for (rendered, _) in &plan.deploys {
         run.progress.step(&session.host, &format!("deploying stack {}", rendered.stack));
@@ -367,21 +374,22 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
             continue;
         }
         run.progress.step(&session.host, &format!("waiting for stack {}", rendered.stack));
-        if let Err(why) = super::convergence::await_stack(session, &rendered.stack, timeout).await {
+        if let Err(why) = super::convergence::await_stack(&docker, &rendered.stack, timeout).await {
             run.report.fail_cluster(format!("stack {}: {why}", rendered.stack));
             continue; // not recorded: the next run deploys it again
         }
-        let inputs = [
-            Input::new("STACK", rendered.stack.clone()),
-            Input::new("SHA256", rendered.sha256.clone()),
-            Input::new("CONTENT", rendered.deployed_text()),
-        ];
-        session.run_ok(&commands::script(&role.step("record"), &inputs, session.sudo)).await?;
+        engine::objects::record_stack(&docker, &rendered.stack, &rendered.sha256, &rendered.deployed_text())
+            .await
+            .map_err(on_leader)?;
     }
     if !plan.secret_prunes.is_empty() {
         run.progress.step(&session.host, "removing unused secret versions");
-        let inputs = [Input::new("NAMES", plan.secret_prunes.join("\n"))];
-        changed(run, session, "secret-remove", &inputs, "secret").await?;
+        // The swarm refuses to remove a secret in use: one that a service started using
+        // since it was observed is kept, and the run says why.
+        for name in &plan.secret_prunes {
+            engine::objects::remove_secret(&docker, name).await.map_err(on_leader)?;
+            run.report.record(&Change::new(CLUSTER, "secret", format!("removed unused secret {name}")));
+        }
     }
     Ok(())
 }

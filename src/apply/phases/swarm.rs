@@ -3,6 +3,7 @@
 //! workers together) and set the labels.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
@@ -10,6 +11,7 @@ use crate::apply::Run;
 use crate::commands::{self, Input};
 use crate::connection::Session;
 use crate::engine;
+use crate::engine::swarm::{NodeChange, Role};
 use crate::plan::swarm::{self, Absent, Member, Step, SwarmNode};
 use crate::roles;
 
@@ -22,11 +24,13 @@ pub async fn observe(run: &mut Run) {
     let lister = swarm_hosts.iter().find(|h| {
         run.facts.get(*h).and_then(|f| f.swarm.as_ref()).is_some_and(|s| s.is_active() && s.control_available)
     });
-    if let Some(lister) = lister.cloned()
-        && let Some(session) = run.sessions.get(&lister).cloned()
-    {
+    if let Some(lister) = lister.cloned() {
         run.progress.step(&lister, "reading the swarm's nodes");
-        match list_nodes(&session).await {
+        let nodes = match run.engine(&lister).await {
+            Ok(docker) => engine::swarm::nodes(&docker).await.map_err(|e| anyhow!("{lister}: {e:#}")),
+            Err(e) => Err(e),
+        };
+        match nodes {
             Ok(nodes) => run.nodes = nodes,
             Err(e) => run.fail(&lister, format!("{e:#}")),
         }
@@ -82,11 +86,10 @@ fn absent_hosts(run: &Run) -> Vec<Absent> {
         .collect()
 }
 
+/// Every node of the swarm, as the manager of `session` lists them.
 pub async fn list_nodes(session: &Session) -> Result<Vec<SwarmNode>> {
-    let script = roles::role("swarm").step("nodes");
-    let output = session.run_ok(&commands::script(&script, &[], session.sudo)).await?;
-    serde_json::from_str(&output.stdout)
-        .map_err(|e| anyhow!("{}: cannot read the node list: {e}", session.host))
+    let docker = engine::connect(session).await?;
+    engine::swarm::nodes(&docker).await.map_err(|e| anyhow!("{}: {e:#}", session.host))
 }
 
 pub async fn apply(run: &mut Run) {
@@ -94,7 +97,6 @@ pub async fn apply(run: &mut Run) {
     if steps.is_empty() {
         return;
     }
-    let swarm = roles::role("swarm");
     // Node ids of hosts already in the swarm; joins and init add theirs.
     let mut node_ids: BTreeMap<String, String> = run
         .facts
@@ -115,12 +117,15 @@ pub async fn apply(run: &mut Run) {
         let Step::Init { host, advertise } = step else {
             continue;
         };
-        let Some(session) = usable(run, host) else {
+        if usable(run, host).is_none() {
             continue;
-        };
+        }
         run.progress.step(host, "creating the swarm");
-        let inputs = [Input::new("ADVERTISE_ADDR", advertise.clone())];
-        match node_id_from(&session, &commands::script(&swarm.step("init"), &inputs, session.sudo)).await {
+        let created = match run.engine(host).await {
+            Ok(docker) => engine::swarm::init(&docker, advertise).await.map_err(|e| anyhow!("{host}: {e:#}")),
+            Err(e) => Err(e),
+        };
+        match created {
             Ok(id) => {
                 node_ids.insert(host.clone(), id);
                 run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
@@ -138,10 +143,8 @@ pub async fn apply(run: &mut Run) {
     let joins: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::Join { .. })).collect();
     if !joins.is_empty() {
         let tokens = match (&leader, &manager_addr) {
-            (Some(l), Some(_)) => match usable(run, l) {
-                Some(session) => join_tokens(&session).await.map_err(|e| format!("{e:#}")),
-                None => Err(format!("the swarm's manager {l} failed earlier in this run")),
-            },
+            (Some(l), Some(_)) if usable(run, l).is_some() => join_tokens(run, l).await,
+            (Some(l), Some(_)) => Err(format!("the swarm's manager {l} failed earlier in this run")),
             _ => Err("no manager of the swarm is available".to_string()),
         };
         match tokens {
@@ -195,27 +198,28 @@ pub async fn apply(run: &mut Run) {
     }
 }
 
-/// Runs one script of a step on the leader for `host`. The step's change is reported by the
-/// caller once every script of it succeeded, in the plan's words.
+/// Applies a node change for `host`'s step through the leader's engine. The step's change is
+/// reported by the caller once every part of it succeeded, in the plan's words.
 async fn on_leader(
     run: &mut Run,
     leader: &str,
     host: &str,
     step: &Step,
-    script: &str,
-    inputs: &[Input],
+    node: &str,
+    change: NodeChange,
 ) -> bool {
-    let Some(session) = usable(run, leader) else { return false };
+    if usable(run, leader).is_none() {
+        return false;
+    }
     run.progress.step(host, &step.describe());
-    let invocation = commands::script(&roles::role("swarm").step(script), inputs, session.sudo);
-    match session.run(&invocation).await {
-        Ok(out) if out.success() => true,
-        Ok(out) => {
-            run.fail(host, format!("{host}: {} failed at {script}: {}", step.describe(), out.tail()));
-            false
-        }
+    let done = match run.engine(leader).await {
+        Ok(docker) => engine::swarm::update_node(&docker, node, &change).await,
+        Err(e) => Err(e),
+    };
+    match done {
+        Ok(()) => true,
         Err(e) => {
-            run.fail(host, format!("{e:#}"));
+            run.fail(host, format!("{host}: {} failed (through {leader}): {e:#}", step.describe()));
             false
         }
     }
@@ -239,8 +243,8 @@ async fn change_role(
     {
         stamp = Some(out.stdout.trim().to_string());
     }
-    let script = if promote { "promote" } else { "demote" };
-    if !on_leader(run, leader, host, step, script, &[Input::new("NODE", node.to_string())]).await {
+    let role = if promote { Role::Manager } else { Role::Worker };
+    if !on_leader(run, leader, host, step, node, NodeChange::Role(role)).await {
         return false;
     }
     let (Some(session), Some(stamp)) = (own, stamp) else { return true };
@@ -263,28 +267,43 @@ async fn change_role(
     }
 }
 
+/// Takes a node out: demoted first (a manager), drained until its tasks run elsewhere, left
+/// from its own engine when it answers, then removed from the node list on the leader (forced
+/// when it could not leave).
 async fn remove(run: &mut Run, leader: &str, step: &Step) {
     let Step::Remove { host, node, manager, reachable } = step else { return };
-    let node_input = Input::new("NODE", node.clone());
     if *manager && !change_role(run, leader, host, node, step, false).await {
         return;
     }
-    let drain = [node_input.clone(), Input::new("TIMEOUT", run.options.converge_timeout.max(30).to_string())];
-    if !on_leader(run, leader, host, step, "drain", &drain).await {
+    run.progress.step(host, "draining: its tasks move to other nodes");
+    let timeout = Duration::from_secs(run.options.converge_timeout.max(30));
+    let drained = match run.engine(leader).await {
+        Ok(docker) => engine::swarm::drain(&docker, node, timeout).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = drained {
+        run.fail(host, format!("{host}: {} failed at the drain (through {leader}): {e:#}", step.describe()));
         return;
     }
     let mut force = !reachable;
-    if *reachable && let Some(session) = usable(run, host) {
+    if *reachable && usable(run, host).is_some() {
         run.progress.step(host, "leaving the swarm");
-        let invocation = commands::script(&roles::role("swarm").step("leave"), &[], session.sudo);
-        match session.run(&invocation).await {
-            Ok(out) if out.success() => {}
-            _ => force = true,
+        let left = match run.engine(host).await {
+            Ok(docker) => engine::swarm::leave(&docker).await,
+            Err(e) => Err(e),
+        };
+        if left.is_err() {
+            force = true;
         }
     }
-    let inputs = [node_input, Input::new("FORCE", if force { "yes" } else { "no" })];
-    if on_leader(run, leader, host, step, "remove", &inputs).await {
-        run.report.host(host).changes.push(format!("swarm: {}", step.describe()));
+    run.progress.step(host, "removing its node");
+    let removed = match run.engine(leader).await {
+        Ok(docker) => engine::swarm::remove_node(&docker, node, force).await,
+        Err(e) => Err(e),
+    };
+    match removed {
+        Ok(()) => run.report.host(host).changes.push(format!("swarm: {}", step.describe())),
+        Err(e) => run.fail(host, format!("{host}: {} failed (through {leader}): {e:#}", step.describe())),
     }
 }
 
@@ -292,19 +311,9 @@ fn usable(run: &Run, host: &str) -> Option<std::sync::Arc<Session>> {
     if run.report.is_failed(host) { None } else { run.sessions.get(host).cloned() }
 }
 
-async fn node_id_from(session: &Session, invocation: &commands::Invocation) -> Result<String> {
-    let output = session.run_ok(invocation).await?;
-    output
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("node_id="))
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("{}: `{}` printed no node id", session.host, invocation.display))
-}
-
-async fn join_tokens(session: &Session) -> Result<(String, String)> {
-    let docker = engine::connect(session).await?;
-    engine::join_tokens(&docker).await.map_err(|e| anyhow!("{}: {e:#}", session.host))
+async fn join_tokens(run: &mut Run, leader: &str) -> Result<(String, String), String> {
+    let docker = run.engine(leader).await.map_err(|e| format!("{e:#}"))?;
+    engine::swarm::join_tokens(&docker).await.map_err(|e| format!("{leader}: {e:#}"))
 }
 
 /// Joins the host through its engine's API, so the token travels in the request body and is
@@ -313,7 +322,7 @@ async fn join_tokens(session: &Session) -> Result<(String, String)> {
 async fn join_host(session: &Session, token: &str, addr: &str, advertise: &str) -> Result<String> {
     let docker = engine::connect(session).await?;
     let on_host = |e: anyhow::Error| anyhow!("{}: {e:#}", session.host);
-    let state = engine::swarm_state(&docker).await.map_err(on_host)?;
+    let state = engine::swarm::swarm_state(&docker).await.map_err(on_host)?;
     if state != "inactive" {
         return Err(anyhow!(
             "{}: this host's swarm state is '{state}', not 'inactive': refusing to join",
@@ -323,8 +332,8 @@ async fn join_host(session: &Session, token: &str, addr: &str, advertise: &str) 
     session
         .run_log()
         .line(&session.host, &format!("swarm join through {addr} (advertise {advertise}, token <secret>)"));
-    engine::swarm_join(&docker, token, addr, advertise).await.map_err(on_host)?;
-    engine::node_id(&docker).await.map_err(on_host)
+    engine::swarm::join(&docker, token, addr, advertise).await.map_err(on_host)?;
+    engine::swarm::node_id(&docker).await.map_err(on_host)
 }
 
 async fn join_one(
@@ -385,55 +394,55 @@ async fn join_workers(
     }
 }
 
+/// One node's label changes: its ID, the labels to set (`Some`) or remove (`None`), and the
+/// planned steps they make up, as the plan words them.
+#[derive(Default)]
+struct NodeLabels {
+    id: String,
+    labels: Vec<(String, Option<String>)>,
+    planned: Vec<String>,
+}
+
+/// Sets and removes the planned labels through the leader's engine, one update per node. A
+/// label that did not apply fails the host it belongs to, not the leader, which is still fine
+/// to drive the rest of the run.
 async fn set_labels(run: &mut Run, leader: &str, steps: &[&Step], node_ids: &BTreeMap<String, String>) {
-    let Some(session) = usable(run, leader) else {
+    if usable(run, leader).is_none() {
         return;
-    };
-    let mut lines = Vec::new();
+    }
+    let mut per_host: BTreeMap<String, NodeLabels> = BTreeMap::new();
     for step in steps {
-        // "key=value" sets a label, "-key" removes one (see roles/swarm/labels.sh).
-        let (host, label) = match step {
-            Step::Label { host, key, value } => (host, format!("{key}={value}")),
-            Step::Unlabel { host, key } => (host, format!("-{key}")),
+        let (host, key, value) = match step {
+            Step::Label { host, key, value } => (host, key, Some(value.clone())),
+            Step::Unlabel { host, key } => (host, key, None),
             _ => continue,
         };
         if let (false, Some(id)) = (run.report.is_failed(host), node_ids.get(host)) {
-            lines.push((host.clone(), id.clone(), label, step.describe()));
+            let entry = per_host
+                .entry(host.clone())
+                .or_insert_with(|| NodeLabels { id: id.clone(), ..Default::default() });
+            entry.labels.push((key.clone(), value));
+            entry.planned.push(step.describe());
         }
     }
-    if lines.is_empty() {
+    if per_host.is_empty() {
         return;
     }
     run.progress.step(leader, "setting node labels");
-    let updates: Vec<String> = lines.iter().map(|(_, id, label, _)| format!("{id} {label}")).collect();
-    let inputs = [Input::new("LABEL_UPDATES", updates.join("\n"))];
-    let invocation = commands::script(&roles::role("swarm").step("labels"), &inputs, session.sudo);
-    match session.run(&invocation).await {
-        Ok(output) => {
-            // Each applied label is reported back as "changed: label k=v on NODE_ID".
+    let docker = match run.engine(leader).await {
+        Ok(docker) => docker,
+        Err(e) => {
+            run.fail(leader, format!("{e:#}"));
+            return;
+        }
+    };
+    for (host, NodeLabels { id, labels, planned }) in per_host {
+        match engine::swarm::update_node(&docker, &id, &NodeChange::Labels(labels)).await {
             // Reported in the plan's words: the confirmed plan reads as the applied list.
-            for (host, id, label, planned) in &lines {
-                if output.stdout.lines().any(|l| l == format!("changed: label {label} on {id}")) {
-                    run.report.host(host).changes.push(format!("swarm: {planned}"));
-                }
-            }
-            // A label that did not apply fails the host it belongs to, not the leader that
-            // ran the batch: the leader is still fine to drive the rest of the run.
-            if !output.success() {
-                let reason = output.tail();
-                let mut missed: Vec<&String> = lines
-                    .iter()
-                    .filter(|(_, id, label, _)| {
-                        !output.stdout.lines().any(|l| l == format!("changed: label {label} on {id}"))
-                    })
-                    .map(|(host, _, _, _)| host)
-                    .collect();
-                missed.dedup();
-                for host in missed {
-                    run.fail(host, format!("{host}: setting its node labels (on {leader}) failed: {reason}"));
-                }
+            Ok(()) => run.report.host(&host).changes.extend(planned.iter().map(|p| format!("swarm: {p}"))),
+            Err(e) => {
+                run.fail(&host, format!("{host}: setting its node labels (through {leader}) failed: {e:#}"))
             }
         }
-        Err(e) => run.fail(leader, format!("{e:#}")),
     }
 }
