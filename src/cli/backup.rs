@@ -56,7 +56,9 @@ pub async fn backup(args: BackupArgs, log: Option<&Path>) -> ExitCode {
             if let Some(nas) = &done.nas {
                 println!("  a copy on the NAS: {nas}");
             }
-            println!("The archive holds the secrets' values (with the key of the raft log): keep it as you keep them.");
+            println!(
+                "The archive holds the secrets' values (with the key of the raft log): keep it as you keep them."
+            );
             println!("Volume data on the NAS is not in it: back the NAS up on its own.");
             ExitCode::SUCCESS
         }
