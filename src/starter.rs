@@ -273,6 +273,8 @@ storage:                   # with it, every node gets the NFS client
 # Stacks: rendered from templates (built-in: caddy, traefik, postgres, redis, minio, whoami,
 # shinyproxy; or a file of your own) and deployed with `docker stack deploy`.
 # `clusterup new --domain example.com` writes a proxy and a first app.
+# A stateful one (postgres, redis, minio) keeps its data on the NAS with storage.nfs; without
+# it, pin it to one host: vars.placement_label, and that label on the host.
 # stacks:
 #   - {name: db, template: postgres, networks: [database], vars: {user: app, db: app}}
 ",

@@ -48,6 +48,9 @@ pub struct Status {
     pub services: Vec<ServiceRow>,
     /// Every exposed route: URL -> upstream.
     pub routes: Vec<(String, String)>,
+    /// The swarm's dispatcher heartbeat: how soon a lost node is noticed (about 3 periods).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatcher_heartbeat: Option<String>,
     /// Where the monitoring stack's Grafana is, when the inventory has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<String>,
@@ -67,15 +70,16 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
                 continue;
             }
         };
-        let (nodes, objects) = match crate::engine::connect(&session).await {
+        let (nodes, objects, heartbeat) = match crate::engine::connect(&session).await {
             Ok(docker) => {
                 let on_host = |e: anyhow::Error| anyhow!("{}: {e:#}", host.name);
                 (
                     crate::engine::swarm::nodes(&docker).await.map_err(on_host),
                     cluster_objects(&docker).await.map_err(on_host),
+                    crate::engine::swarm::heartbeat(&docker).await.ok().flatten(),
                 )
             }
-            Err(e) => (Err(e), Err(anyhow!("no engine"))),
+            Err(e) => (Err(e), Err(anyhow!("no engine")), None),
         };
         let (lock, audit) = state(&session).await;
         session.close().await;
@@ -115,6 +119,7 @@ pub async fn status(inv: &Inventory, log: Arc<RunLog>) -> Result<Status> {
                     networks,
                     services,
                     routes,
+                    dispatcher_heartbeat: heartbeat.map(crate::inventory::format_duration),
                     monitoring: monitoring(inv),
                     lock,
                     audit,
@@ -248,6 +253,11 @@ fn capitalise(s: &str) -> String {
 
 pub fn print_human(status: &Status) {
     print_nodes(status);
+    if let Some(heartbeat) = &status.dispatcher_heartbeat {
+        println!(
+            "\ndispatcher heartbeat {heartbeat}: a node that stops answering is declared down after about 3 of them"
+        );
+    }
     if !status.networks.is_empty() {
         println!("\n{:<24} {:<10} {:<8} ATTACHABLE", "NETWORK", "ENCRYPTED", "MTU");
         for n in &status.networks {

@@ -1054,6 +1054,27 @@ const CASES: &[Case] = &[
         fragment: "docker.metrics_address `0.0.0.0` is not ADDRESS:PORT",
     },
     Case {
+        name: "stateful_service_on_a_local_volume_that_may_move",
+        files: &[(
+            INV,
+            Yaml(
+                r#"
+                cluster: {name: lab}
+                hosts:
+                  - {name: m1, address: 10.0.0.1, roles: [manager]}
+                networks: [{name: memory-store}]
+                secrets: [{name: redis_password, env: CLUSTERUP_TEST_UNSET_VARIABLE}]
+                stacks:
+                  - {name: cache, template: redis}
+                "#,
+            ),
+        )],
+        command: Render,
+        blame: INV,
+        line: Some(7),
+        fragment: "service `redis` keeps its state in volume `redis-data`, which stays on the node",
+    },
+    Case {
         name: "docker_version_with_a_space",
         files: &[(
             INV,
@@ -1654,11 +1675,11 @@ fn offline_commands_need_neither_the_key_nor_secret_values() {
             ssh: {identity_file: ./keys/absent}
             hosts:
               - {name: m1, address: 10.0.0.1, roles: [manager]}
-              - {name: w1, address: 10.0.0.2}
+              - {name: w1, address: 10.0.0.2, labels: {db: true}}
             networks: [{name: database}]
             secrets: [{name: postgres_password, env: CLUSTERUP_TEST_UNSET_PASSWORD}]
             stacks:
-              - {name: db, template: postgres, networks: [database]}
+              - {name: db, template: postgres, networks: [database], vars: {placement_label: db}}
             "#,
         ),
     )];

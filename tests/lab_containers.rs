@@ -92,6 +92,27 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     let out = clusterup(&["plan", "-i", inv(&three), "--exit-code"]);
     assert_eq!(out.status.code(), Some(0), "plan --exit-code saw pending changes");
 
+    // 2b. The swarm's dispatcher heartbeat, from the inventory: planned, set, seen, then kept.
+    let text = std::fs::read_to_string(&three)
+        .unwrap()
+        .replace("hosts:\n", "swarm: {dispatcher_heartbeat: 2s}\nhosts:\n");
+    let tuned = lab_dir().join("three-heartbeat.yml");
+    std::fs::write(&tuned, text).unwrap();
+    let heartbeat = || on("m1", "docker info --format '{{.Swarm.Cluster.Spec.Dispatcher.HeartbeatPeriod}}'");
+    assert_eq!(heartbeat().trim(), "5s", "Docker's default before");
+    let planned = json(&clusterup(&["plan", "-i", inv(&tuned), "--json"]));
+    assert_eq!(
+        planned["cluster"]["changes"],
+        serde_json::json!(["swarm: set the dispatcher heartbeat from 5s to 2s"])
+    );
+    let out = clusterup(&["init", "-i", inv(&tuned), "--json"]);
+    assert!(out.status.success());
+    assert_eq!(json(&out)["cluster"]["changes"], planned["cluster"]["changes"], "as planned");
+    assert_eq!(heartbeat().trim(), "2s");
+    let status = json(&clusterup(&["status", "-i", inv(&tuned), "--json"]));
+    assert_eq!(status["dispatcher_heartbeat"], "2s");
+    assert_eq!(json(&clusterup(&["init", "-i", inv(&tuned), "--json"]))["changed"], 0);
+
     // 3. Two managers and a worker more: exactly those three join.
     lab(&["up", "m2", "m3", "w3"]);
     let six = write_inventory(

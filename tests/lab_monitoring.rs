@@ -31,6 +31,8 @@ fn inventory() -> PathBuf {
       telegraf_image: "clusterup-lab/telegraf:lab"
       # Grafana's image cannot be built here: the lab's web app stands in (it serves on 8080).
       grafana_image: "clusterup-lab/app:lab"
+      grafana_health_check: false
+      placement_label: db
       endpoint_mode: dnsrr
       retention: 7d
       interval: 5

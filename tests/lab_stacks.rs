@@ -39,7 +39,7 @@ fn inventory(app_replicas: u32, encrypted: bool) -> PathBuf {
     expose: [{{service: web, host: whoami.lab.test, port: 8080}}]
   - name: db
     template: postgres
-    vars: {{image: "clusterup-lab/postgres:lab", endpoint_mode: dnsrr, user: app, db: app}}
+    vars: {{image: "clusterup-lab/postgres:lab", endpoint_mode: dnsrr, user: app, db: app, placement_label: db}}
     networks: [database]
 "#
         );

@@ -204,6 +204,9 @@ impl Run {
         for step in &self.swarm.steps {
             changes.push(Change::new(step.host(), "swarm", step.describe()));
         }
+        if let Some(change) = &self.swarm.heartbeat {
+            changes.push(Change::new(crate::plan::CLUSTER, "swarm", change.describe()));
+        }
         changes.extend(phases::images::planned(&self.image_loads));
         changes.extend(self.services.changes());
         changes

@@ -10,10 +10,11 @@ use bollard::Docker;
 use bollard::errors::Error as EngineError;
 use bollard::models::{
     Node, NodeSpec as EngineNodeSpec, NodeSpecAvailabilityEnum, NodeSpecRoleEnum, SwarmInitRequest,
-    SwarmJoinRequest, Task, TaskState,
+    SwarmJoinRequest, SwarmSpec, SwarmSpecDispatcher, Task, TaskState,
 };
 use bollard::query_parameters::{
     DeleteNodeOptions, LeaveSwarmOptions, ListNodesOptions, ListTasksOptions, UpdateNodeOptions,
+    UpdateSwarmOptions,
 };
 
 use crate::plan::swarm::{
@@ -30,16 +31,22 @@ const UPDATE_TRIES: u32 = 10;
 
 /// Creates a new swarm with the engine's host as its first manager, advertising `advertise`;
 /// returns its node ID. Refused when the host is in a swarm already.
-pub async fn init(docker: &Docker, advertise: &str) -> Result<String> {
+/// `heartbeat`, when given, is the swarm's dispatcher heartbeat from the start.
+pub async fn init(docker: &Docker, advertise: &str, heartbeat: Option<Duration>) -> Result<String> {
     let state = swarm_state(docker).await?;
     if state != "inactive" {
         return Err(anyhow!(
             "this host's swarm state is '{state}', not 'inactive': refusing to create a new swarm"
         ));
     }
+    let spec = heartbeat.map(|period| SwarmSpec {
+        dispatcher: Some(SwarmSpecDispatcher { heartbeat_period: Some(period.as_nanos() as i64) }),
+        ..Default::default()
+    });
     let request = SwarmInitRequest {
         listen_addr: Some(SWARM_LISTEN_ADDR.to_string()),
         advertise_addr: Some(advertise.to_string()),
+        spec,
         ..Default::default()
     };
     docker
@@ -61,6 +68,39 @@ pub async fn force_new_cluster(docker: &Docker, advertise: &str) -> Result<Strin
     docker.init_swarm(request).await.map_err(|e| {
         anyhow!("forcing a new cluster from the restored state (advertising {advertise}): {}", said(&e))
     })
+}
+
+/// The swarm's dispatcher heartbeat period, as a manager reads it.
+pub async fn heartbeat(docker: &Docker) -> Result<Option<Duration>> {
+    let swarm =
+        docker.inspect_swarm().await.map_err(|e| anyhow!("reading the swarm's settings: {}", said(&e)))?;
+    let ns = swarm.spec.and_then(|s| s.dispatcher).and_then(|d| d.heartbeat_period);
+    Ok(ns.and_then(|ns| u64::try_from(ns).ok()).map(Duration::from_nanos))
+}
+
+/// Sets the swarm's dispatcher heartbeat period (`docker swarm update --dispatcher-heartbeat`):
+/// the spec is read with its version and written back with only that changed, read again
+/// when another change came first.
+pub async fn set_heartbeat(docker: &Docker, period: Duration) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        let swarm = docker
+            .inspect_swarm()
+            .await
+            .map_err(|e| anyhow!("reading the swarm's settings: {}", said(&e)))?;
+        let version = swarm.version.and_then(|v| v.index).unwrap_or_default();
+        let mut spec = swarm.spec.unwrap_or_default();
+        spec.dispatcher = Some(SwarmSpecDispatcher { heartbeat_period: Some(period.as_nanos() as i64) });
+        let options = UpdateSwarmOptions { version: version as i64, ..Default::default() };
+        match docker.update_swarm(spec, options).await {
+            Ok(()) => return Ok(()),
+            Err(e) if said(&e).contains("out of sequence") && tries + 1 < UPDATE_TRIES => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(anyhow!("updating the swarm's settings: {}", said(&e))),
+        }
+    }
 }
 
 /// Joins the engine's host to the swarm a manager at `remote_addr` (`ADDRESS[:PORT]`, port

@@ -13,7 +13,7 @@ use super::error::InventoryError;
 use super::model::{
     AptSection, ClusterSection, DockerSection, ExposeEntry, HostEntry, ImagesSection, InventoryFile,
     NetworkEntry, NfsSection, OpenstackBastion, OpenstackRoleFrom, OpenstackSection, OpenstackSelect,
-    ScalarString, SecretEntry, SshSection, StackEntry, StorageSection, VolumeEntry,
+    ScalarString, SecretEntry, SshSection, StackEntry, StorageSection, SwarmSection, VolumeEntry,
 };
 
 /// The file as a tree of mappings and lists, keys with their positions; scalars are not kept.
@@ -72,6 +72,7 @@ fn allowed_keys(at: &str) -> Option<&'static [&'static str]> {
         "cluster" => field_names::<ClusterSection>(),
         "ssh" | "hosts[].ssh" | "openstack.ssh" => field_names::<SshSection>(),
         "docker" => field_names::<DockerSection>(),
+        "swarm" => field_names::<SwarmSection>(),
         "apt" => field_names::<AptSection>(),
         "hosts[]" => field_names::<HostEntry>(),
         "storage" => field_names::<StorageSection>(),

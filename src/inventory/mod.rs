@@ -32,6 +32,7 @@ pub struct Inventory {
     pub path: PathBuf,
     pub cluster: String,
     pub docker: DockerSettings,
+    pub swarm: SwarmSettings,
     pub hosts: Vec<Host>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nfs: Option<NfsSection>,
@@ -91,6 +92,68 @@ pub struct OpenstackBastionRef {
     pub server: String,
     pub user: Option<String>,
     pub port: u16,
+}
+
+/// `swarm:` as validated.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SwarmSettings {
+    /// The dispatcher heartbeat period; None: as the swarm has it (Docker's default: 5 s).
+    #[serde(serialize_with = "as_text")]
+    pub dispatcher_heartbeat: Option<std::time::Duration>,
+}
+
+fn as_text<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// `2s`, `500ms`, `1m30s`: as the inventory writes durations.
+pub fn format_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".into(),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms > 60_000 => format!(
+            "{}m{}",
+            ms / 60_000,
+            format_duration(std::time::Duration::from_millis((ms % 60_000) as u64))
+        ),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
+}
+
+/// `500ms`, `2s`, `1m`, `1m30s` as a duration; `None` for anything else.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let mut total = 0u128;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return None;
+        }
+        let n: u128 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, ms) = if rest.starts_with("ms") {
+            ("ms", 1)
+        } else if rest.starts_with('s') {
+            ("s", 1000)
+        } else if rest.starts_with('m') {
+            ("m", 60_000)
+        } else if rest.starts_with('h') {
+            ("h", 3_600_000)
+        } else {
+            return None;
+        };
+        rest = &rest[unit.len()..];
+        total = total.checked_add(n.checked_mul(ms)?)?;
+    }
+    Some(std::time::Duration::from_millis(u64::try_from(total).ok()?))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -258,15 +321,21 @@ impl Inventory {
     /// inventory declares no such volume. NFS 4.2: Docker mounts with the mount system call,
     /// where `nfsvers=4` means 4.0, whose delegations hung the lab's NAS.
     pub fn nfs_volume(&self, volume: &str) -> Option<serde_json::Value> {
-        let nfs = self.nfs.as_ref()?;
         self.volumes.iter().find(|v| v.name == volume)?;
+        self.nfs_volume_at(volume)
+    }
+
+    /// The driver options of a volume kept in `PATH/DIR` on the NFS share; None without NFS
+    /// storage.
+    pub fn nfs_volume_at(&self, dir: &str) -> Option<serde_json::Value> {
+        let nfs = self.nfs.as_ref()?;
         let addr = self.nfs_address()?;
         Some(serde_json::json!({
             "driver": "local",
             "driver_opts": {
                 "type": "nfs",
                 "o": format!("addr={addr},rw,nfsvers=4.2,hard,timeo=600,retrans=3"),
-                "device": format!(":{}/{volume}", nfs.path.trim_end_matches('/')),
+                "device": format!(":{}/{dir}", nfs.path.trim_end_matches('/')),
             }
         }))
     }

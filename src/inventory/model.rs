@@ -14,6 +14,9 @@ pub struct InventoryFile {
     pub ssh: SshSection,
     #[serde(default)]
     pub docker: Option<Spanned<DockerSection>>,
+    /// Settings of the swarm itself (`docker swarm update`).
+    #[serde(default)]
+    pub swarm: Option<Spanned<SwarmSection>>,
     /// Optional when `openstack:` gives the hosts.
     #[serde(default = "no_hosts")]
     pub hosts: Spanned<Vec<Spanned<HostEntry>>>,
@@ -91,6 +94,15 @@ pub struct OpenstackBastion {
     /// The login user on the bastion; default: the hosts' SSH user.
     pub user: Option<Spanned<String>>,
     pub port: Option<Spanned<u16>>,
+}
+
+/// The swarm's own settings. Each is left as the swarm has it when not given.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmSection {
+    /// How often every node reports to the managers (`10s`, `2s`, `500ms`); a node that misses
+    /// a few reports in a row is declared down and its tasks are started elsewhere.
+    pub dispatcher_heartbeat: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

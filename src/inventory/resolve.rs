@@ -11,7 +11,7 @@ use super::model::{
     HostEntry, HostKeyPolicy, HostKind, HostState, InventoryFile, OpenstackSection, ResolveImage, SshSection,
 };
 use super::validate::is_address;
-use super::{Bastion, DockerSettings, Host, Inventory, Role, SshTarget};
+use super::{Bastion, DockerSettings, Host, Inventory, Role, SshTarget, SwarmSettings};
 use super::{Images, Network, PROXY_NETWORK, Secret, SecretSource, Stack, TemplateRef};
 use super::{OpenstackBastionRef, OpenstackSelection, OpenstackSource};
 
@@ -155,6 +155,13 @@ pub fn resolve(path: &Path, file: InventoryFile) -> Result<Inventory, InventoryE
         volumes: file.volumes.into_iter().map(|v| v.value).collect(),
         path,
         cluster: file.cluster.name.value,
+        swarm: SwarmSettings {
+            dispatcher_heartbeat: file
+                .swarm
+                .as_ref()
+                .and_then(|s| s.value.dispatcher_heartbeat.as_deref())
+                .and_then(super::parse_duration),
+        },
         docker: DockerSettings {
             source: docker.source,
             log_max_size: docker.log_max_size,

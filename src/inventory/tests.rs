@@ -195,3 +195,23 @@ fn service_mistakes_name_their_line() {
         );
     }
 }
+
+#[test]
+fn durations_read_and_print_as_the_inventory_writes_them() {
+    use super::{format_duration, parse_duration};
+    use std::time::Duration;
+    assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+    assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+    assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+    for bad in ["", "2", "s", "2x", "-1s", "1.5s"] {
+        assert_eq!(parse_duration(bad), None, "{bad}");
+    }
+    assert_eq!(format_duration(Duration::from_secs(5)), "5s");
+    assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+    assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+    let inv = load(&format!("swarm: {{dispatcher_heartbeat: 2s}}\n{GOOD}")).unwrap();
+    assert_eq!(inv.swarm.dispatcher_heartbeat, Some(Duration::from_secs(2)));
+    let short = load(&format!("swarm: {{dispatcher_heartbeat: 500ms}}\n{GOOD}")).unwrap();
+    assert!(short.warnings.iter().any(|w| w.contains("may then run twice")), "{:?}", short.warnings);
+}

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::error::{InventoryError, InventoryErrors};
 use super::model::{
     DockerSection, HostEntry, HostKeyPolicy, HostState, InventoryFile, OpenstackSection, SshSection,
+    SwarmSection,
 };
 use super::resolve::{effective_roles, is_template_path, parse_bastion};
 use super::{PROXY_NETWORK, Role};
@@ -151,6 +152,9 @@ pub fn check(path: &Path, file: &InventoryFile) -> Result<Vec<String>, Inventory
 
     if let Some(docker) = &file.docker {
         check_docker(path, docker, &mut errors);
+    }
+    if let Some(swarm) = &file.swarm {
+        check_swarm(path, swarm, &mut errors, &mut warnings);
     }
     if let Some(openstack) = &file.openstack {
         check_openstack(path, openstack, &mut errors, &mut warnings);
@@ -388,6 +392,38 @@ fn check_docker(path: &Path, docker: &Spanned<DockerSection>, errors: &mut Vec<I
         errors.push(at(format!(
             "docker.metrics_address `{addr}` is not ADDRESS:PORT (an IP address and a port; IPv6 in brackets: [::1]:9323)"
         )));
+    }
+}
+
+/// `swarm:`: the heartbeat must be a duration the swarm takes (at least 500 ms: every node
+/// reports that often), and a short one is a trade-off worth a warning.
+fn check_swarm(
+    path: &Path,
+    swarm: &Spanned<SwarmSection>,
+    errors: &mut Vec<InventoryError>,
+    warnings: &mut Vec<String>,
+) {
+    let Some(text) = &swarm.value.dispatcher_heartbeat else { return };
+    match super::parse_duration(text) {
+        Some(d)
+            if d >= std::time::Duration::from_millis(500) && d <= std::time::Duration::from_secs(3600) =>
+        {
+            if d < std::time::Duration::from_secs(2) {
+                warnings.push(format!(
+                    "{}: swarm.dispatcher_heartbeat {text}: a node that misses its reports for about 3 periods is \
+                     declared down and its tasks start elsewhere, so a network hiccup that long restarts them; a \
+                     single-instance service on a shared volume may then run twice for a while (see the README)",
+                    path.display()
+                ));
+            }
+        }
+        _ => errors.push(InventoryError::at(
+            path,
+            &swarm.referenced,
+            format!(
+                "swarm.dispatcher_heartbeat `{text}` is not a duration from 500ms to 1h (e.g. 2s, 500ms, 1m)"
+            ),
+        )),
     }
 }
 

@@ -94,8 +94,8 @@ pub struct ManagerStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Create the swarm on this manager.
-    Init { host: String, advertise: String },
+    /// Create the swarm on this manager (with the inventory's dispatcher heartbeat, if any).
+    Init { host: String, advertise: String, heartbeat: Option<std::time::Duration> },
     /// Join the swarm, as a manager or a worker.
     Join { host: String, manager: bool, advertise: String },
     /// Set one label on the host's node.
@@ -125,7 +125,13 @@ impl Step {
 
     pub fn describe(&self) -> String {
         match self {
-            Step::Init { advertise, .. } => format!("create the swarm (advertise {advertise})"),
+            Step::Init { advertise, heartbeat: None, .. } => {
+                format!("create the swarm (advertise {advertise})")
+            }
+            Step::Init { advertise, heartbeat: Some(h), .. } => format!(
+                "create the swarm (advertise {advertise}, dispatcher heartbeat {})",
+                crate::inventory::format_duration(*h)
+            ),
             Step::Join { manager, advertise, .. } => {
                 format!(
                     "join the swarm as {} (advertise {advertise})",
@@ -145,6 +151,32 @@ impl Step {
     }
 }
 
+/// The swarm's dispatcher heartbeat to set: (as it is, as the inventory wants it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatChange {
+    pub now: Option<std::time::Duration>,
+    pub wanted: std::time::Duration,
+}
+
+impl HeartbeatChange {
+    /// A change when the inventory asks for a heartbeat the swarm does not have.
+    pub fn of(
+        wanted: Option<std::time::Duration>,
+        now: Option<std::time::Duration>,
+    ) -> Option<HeartbeatChange> {
+        let wanted = wanted?;
+        (now != Some(wanted)).then_some(HeartbeatChange { now, wanted })
+    }
+
+    pub fn describe(&self) -> String {
+        let now = self.now.map_or("unset".to_string(), crate::inventory::format_duration);
+        format!(
+            "set the dispatcher heartbeat from {now} to {}",
+            crate::inventory::format_duration(self.wanted)
+        )
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct SwarmPlan {
     /// The manager that drives the swarm: hands out join tokens and sets labels.
@@ -154,6 +186,8 @@ pub struct SwarmPlan {
     /// Hosts that must not be touched, and why.
     pub refused: Vec<(String, String)>,
     pub warnings: Vec<String>,
+    /// The swarm's own settings to change (an existing swarm; a new one is created with them).
+    pub heartbeat: Option<HeartbeatChange>,
 }
 
 /// Plans membership for `members` (in inventory order) given the swarm's current `nodes`
@@ -245,7 +279,7 @@ pub fn plan(members: &[Member], nodes: &[SwarmNode], managers_missing: bool, abs
         let m = joining.remove(first);
         match m.advertise_address() {
             Some(advertise) => {
-                out.steps.insert(0, Step::Init { host: m.host.name.clone(), advertise });
+                out.steps.insert(0, Step::Init { host: m.host.name.clone(), advertise, heartbeat: None });
                 out.leader = Some(m.host.name.clone());
                 plan_labels(&mut out.steps, m.host, None);
             }

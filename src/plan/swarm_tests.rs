@@ -337,3 +337,18 @@ fn manager_endpoints_bracket_ipv6() {
     assert_eq!(manager_endpoint("10.0.0.1"), "10.0.0.1:2377");
     assert_eq!(manager_endpoint("fd00::1"), "[fd00::1]:2377");
 }
+
+#[test]
+fn the_heartbeat_changes_only_when_the_inventory_asks_for_another() {
+    use std::time::Duration;
+    let five = Some(Duration::from_secs(5));
+    let two = Some(Duration::from_secs(2));
+    assert_eq!(HeartbeatChange::of(None, five), None, "not asked: left as the swarm has it");
+    assert_eq!(HeartbeatChange::of(two, two), None);
+    let change = HeartbeatChange::of(two, five).unwrap();
+    assert_eq!(change.describe(), "set the dispatcher heartbeat from 5s to 2s");
+    assert_eq!(
+        HeartbeatChange::of(two, None).unwrap().describe(),
+        "set the dispatcher heartbeat from unset to 2s"
+    );
+}

@@ -36,6 +36,8 @@ pub fn check(inv: &Inventory, values: SecretValues) -> Findings {
             }
         }
     }
+    // Per stack, the NFS-backed volumes its render gave (for the sharing check).
+    let mut backed: Vec<(&str, Vec<String>)> = Vec::new();
     for stack in &inv.stacks {
         let before = findings.errors.len();
         check_vars(inv, stack, &mut findings.errors);
@@ -43,11 +45,71 @@ pub fn check(inv: &Inventory, values: SecretValues) -> Findings {
             continue; // a stack with a wrong var would render misleadingly
         }
         match render_stack(inv, stack, &secrets) {
-            Ok(rendered) => check_placement(inv, stack, &rendered.compose, &mut findings.errors),
+            Ok(rendered) => {
+                check_placement(inv, stack, &rendered.compose, &mut findings.errors);
+                check_local_state(inv, stack, &rendered, &mut findings.errors);
+                backed.push((&stack.name, rendered.nfs_volumes.iter().map(|(n, _)| n.clone()).collect()));
+            }
             Err(e) => findings.errors.push(at(inv, stack.line, format!("{e:#}"))),
         }
     }
+    shared_volumes(inv, &backed, &mut findings.warnings);
     findings
+}
+
+/// A built-in template's state on a volume that stays on its node (no NFS storage) must not
+/// move with its service: without a placement rule the swarm may start the service on another
+/// node, on an empty volume, and the data seems gone.
+fn check_local_state(
+    inv: &Inventory,
+    stack: &Stack,
+    rendered: &super::Rendered,
+    errors: &mut Vec<InventoryError>,
+) {
+    let Ok(parsed) = serde_saphyr::from_str::<Value>(&rendered.compose) else { return };
+    for (volume, service) in &rendered.local_state {
+        let pinned = parsed
+            .pointer(&format!("/services/{service}/deploy/placement/constraints"))
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty());
+        if pinned {
+            continue;
+        }
+        errors.push(at(
+            inv,
+            stack.line,
+            format!(
+                "stack `{}`: service `{service}` keeps its state in volume `{volume}`, which stays on the node it runs \
+                 on, and nothing keeps the service on that node: moved by the swarm, it would start on an empty \
+                 volume. Give the inventory `storage.nfs` (the volume then lives on the NAS, in PATH/{}/{volume}), \
+                 or pin it with `vars: {{placement_label: LABEL}}` and `labels: {{LABEL: true}}` on one host",
+                stack.name, stack.name
+            ),
+        ));
+    }
+}
+
+/// Stacks that name the same declared volume share one directory on the NAS: on purpose only
+/// (two databases on one data directory corrupt it), so it is said.
+fn shared_volumes(inv: &Inventory, backed: &[(&str, Vec<String>)], warnings: &mut Vec<String>) {
+    let Some(nfs) = &inv.nfs else { return };
+    for volume in &inv.volumes {
+        let users: Vec<&str> = backed
+            .iter()
+            .filter(|(stack, names)| names.contains(&format!("{stack}_{}", volume.name)))
+            .map(|(stack, _)| *stack)
+            .collect();
+        if users.len() > 1 {
+            warnings.push(format!(
+                "stacks {} share the NFS directory {}/{} (volumes: {}): meant for data both read and write; a \
+                 database's data directory must have one writer",
+                users.join(", "),
+                nfs.path.trim_end_matches('/'),
+                volume.name,
+                volume.name
+            ));
+        }
+    }
 }
 
 /// Placeholders for the secrets' swarm names, which only the cluster can give (they are keyed

@@ -28,6 +28,19 @@ pub struct Template {
     pub stack: String,
     pub defaults: Map<String, Value>,
     pub extras: Vec<(String, String)>,
+    /// The volumes holding the template's state (`stateful.yml`); none for a user's file.
+    pub stateful: BTreeMap<String, StatefulVolume>,
+}
+
+/// A volume that holds a built-in template's state, as its `stateful.yml` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatefulVolume {
+    /// The service that writes it.
+    pub service: String,
+    /// Who it writes as: the owner of its directory on the NAS.
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// A stack rendered for deployment.
@@ -41,6 +54,9 @@ pub struct Rendered {
     pub sha256: String,
     /// Volumes put on the NFS share: (Docker's name for it, its driver options).
     pub nfs_volumes: Vec<(String, Value)>,
+    /// The template's stateful volumes that stay on their node (no NFS for them), each with
+    /// the service that writes it.
+    pub local_state: Vec<(String, String)>,
 }
 
 pub fn builtin_names() -> Vec<&'static str> {
@@ -69,12 +85,19 @@ pub fn builtin(name: &str) -> Option<Template> {
         .filter(|(f, _)| *f != "stack.yml.tera" && f.ends_with(".tera"))
         .map(|(f, body)| (f.trim_end_matches(".tera").to_string(), body.to_string()))
         .collect();
+    let stateful = match files.iter().find(|(f, _)| *f == "stateful.yml") {
+        Some((_, text)) => serde_saphyr::from_str::<Option<BTreeMap<String, StatefulVolume>>>(text)
+            .unwrap_or_else(|e| panic!("templates/{name}/stateful.yml: {e}"))
+            .unwrap_or_default(),
+        None => BTreeMap::new(),
+    };
     Some(Template {
         name: name.to_string(),
         stack_source: format!("{name}/stack.yml.tera"),
         stack,
         defaults,
         extras,
+        stateful,
     })
 }
 
@@ -101,6 +124,7 @@ fn load(stack: &Stack) -> Result<Template> {
                 stack: source,
                 defaults: Map::new(),
                 extras: Vec::new(),
+                stateful: BTreeMap::new(),
             })
         }
     }
@@ -166,6 +190,7 @@ pub fn render_stack_on(
     nodes: &[context::Node],
 ) -> Result<Rendered> {
     let template = load(stack).with_context(|| format!("stack `{}`", stack.name))?;
+    let builtin_template = matches!(stack.template, TemplateRef::Builtin(_));
     let mut vars = template.defaults.clone();
     for (k, v) in &stack.vars {
         vars.insert(k.clone(), v.clone());
@@ -177,6 +202,9 @@ pub fn render_stack_on(
     for (file, source) in &template.extras {
         let content = render(&format!("{}/{file}.tera", template.name), source, &ctx)
             .with_context(|| format!("stack `{}`", stack.name))?;
+        if content.trim().is_empty() {
+            continue; // a file that renders to nothing (an option not used) is not deployed
+        }
         let slug = file.to_ascii_lowercase().replace('.', "-");
         configs.insert(
             file.clone(),
@@ -190,8 +218,9 @@ pub fn render_stack_on(
         .with_context(|| format!("stack `{}`", stack.name))?;
     let mut parsed: Value = serde_saphyr::from_str(&compose)
         .map_err(|e| anyhow!("stack `{}`: the rendered compose file is not valid YAML: {e}", stack.name))?;
-    let nfs_volumes = back_volumes_with_nfs(inv, &stack.name, &mut parsed);
-    let compose = if nfs_volumes.is_empty() {
+    let (nfs_volumes, local_state) = back_volumes_with_nfs(inv, &stack.name, &template.stateful, &mut parsed);
+    let limited = builtin_template && apply_resources(ctx.get("vars"), &mut parsed);
+    let compose = if nfs_volumes.is_empty() && !limited {
         compose
     } else {
         serde_saphyr::to_string(&parsed).map_err(|e| anyhow!("stack `{}`: {e}", stack.name))?
@@ -217,7 +246,7 @@ pub fn render_stack_on(
     }
 
     let sha256 = sha256_hex(deployed_text(&compose, &files).as_bytes());
-    Ok(Rendered { stack: stack.name.clone(), sha256, compose, files, nfs_volumes })
+    Ok(Rendered { stack: stack.name.clone(), sha256, compose, files, nfs_volumes, local_state })
 }
 
 /// Everything deployed for a stack as one text: the compose file, then each file beside it
@@ -237,18 +266,100 @@ impl Rendered {
     }
 }
 
-/// Every top-level volume the inventory declares under `volumes:` gets the NFS driver options,
-/// whatever the template said: a stateful service then finds its data on any node.
-fn back_volumes_with_nfs(inv: &Inventory, stack: &str, compose: &mut Value) -> Vec<(String, Value)> {
+/// Volumes as [`back_volumes_with_nfs`] leaves them: those backed by NFS (Docker's name, driver
+/// options), and the stateful ones left on their node (volume, the service writing it).
+type Backing = (Vec<(String, Value)>, Vec<(String, String)>);
+
+/// With NFS storage, a stateful service finds its data on any node: every top-level volume
+/// the inventory declares under `volumes:` is backed by `PATH/NAME` (shared, on purpose, by
+/// every stack that names it), and every volume a built-in template lists as its state by
+/// `PATH/STACK/VOLUME` (its own), whatever the template said. Returns the volumes backed, and
+/// the stateful ones left on their node (no NFS storage) with the service writing each.
+fn back_volumes_with_nfs(
+    inv: &Inventory,
+    stack: &str,
+    stateful: &BTreeMap<String, StatefulVolume>,
+    compose: &mut Value,
+) -> Backing {
     let mut backed = Vec::new();
-    let Some(volumes) = compose.get_mut("volumes").and_then(Value::as_object_mut) else { return backed };
+    let mut local = Vec::new();
+    let Some(volumes) = compose.get_mut("volumes").and_then(Value::as_object_mut) else {
+        return (backed, local);
+    };
     for (name, definition) in volumes.iter_mut() {
-        if let Some(options) = inv.nfs_volume(name) {
-            *definition = options.clone();
-            backed.push((format!("{stack}_{name}"), options));
+        let options = inv.nfs_volume(name).or_else(|| {
+            stateful.contains_key(name).then(|| inv.nfs_volume_at(&format!("{stack}/{name}"))).flatten()
+        });
+        match options {
+            Some(options) => {
+                *definition = options.clone();
+                backed.push((format!("{stack}_{name}"), options));
+            }
+            None => {
+                if let Some(v) = stateful.get(name) {
+                    local.push((name.clone(), v.service.clone()));
+                }
+            }
         }
     }
-    backed
+    (backed, local)
+}
+
+/// A built-in template's `limit_cpus`, `limit_memory`, `reserve_cpus` and `reserve_memory`
+/// vars, when set, go to every service of the stack (`deploy.resources`): one place for them
+/// rather than the same block in every template. Returns whether it changed the compose file.
+fn apply_resources(vars: Option<&Value>, compose: &mut Value) -> bool {
+    let var = |name: &str| vars.and_then(|v| v.get(name)).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let mut resources = Map::new();
+    for (kind, cpus, memory) in
+        [("limits", "limit_cpus", "limit_memory"), ("reservations", "reserve_cpus", "reserve_memory")]
+    {
+        let mut of_kind = Map::new();
+        if let Some(cpus) = var(cpus) {
+            of_kind.insert("cpus".into(), Value::String(cpus.into()));
+        }
+        if let Some(memory) = var(memory) {
+            of_kind.insert("memory".into(), Value::String(memory.into()));
+        }
+        if !of_kind.is_empty() {
+            resources.insert(kind.into(), Value::Object(of_kind));
+        }
+    }
+    if resources.is_empty() {
+        return false;
+    }
+    let Some(services) = compose.get_mut("services").and_then(Value::as_object_mut) else { return false };
+    for service in services.values_mut() {
+        if let Some(service) = service.as_object_mut() {
+            let deploy = service.entry("deploy").or_insert_with(|| Value::Object(Map::new()));
+            if let Some(deploy) = deploy.as_object_mut() {
+                deploy.insert("resources".into(), Value::Object(resources.clone()));
+            }
+        }
+    }
+    true
+}
+
+/// The directories the NAS keeps for the stacks' state: each inventory volume (`NAME`) and
+/// each built-in template's stateful volume (`STACK/VOLUME`), with the owner it is written as.
+/// Empty without NFS storage.
+pub fn nas_directories(inv: &Inventory) -> Vec<(String, u32, u32)> {
+    if inv.nfs.is_none() {
+        return Vec::new();
+    }
+    let mut dirs: Vec<(String, u32, u32)> =
+        inv.volumes.iter().map(|v| (v.name.clone(), v.uid, v.gid)).collect();
+    for stack in &inv.stacks {
+        let TemplateRef::Builtin(name) = &stack.template else { continue };
+        let Some(template) = builtin(name) else { continue };
+        for (volume, v) in &template.stateful {
+            // A volume the inventory declares is the shared one, already listed.
+            if !inv.volumes.iter().any(|d| &d.name == volume) {
+                dirs.push((format!("{}/{volume}", stack.name), v.uid, v.gid));
+            }
+        }
+    }
+    dirs
 }
 
 fn render(name: &str, source: &str, ctx: &Map<String, Value>) -> Result<String> {

@@ -208,10 +208,75 @@ fn the_homelab_example_renders_every_stack() {
         .replace("~/.ssh/id_ed25519", key.to_str().unwrap());
     let inv = Inventory::from_text(&root.join("inventories/homelab.yml"), &text).unwrap();
     assert_eq!(inv.stacks.len(), 5);
+    let mut backed = Vec::new();
     for stack in &inv.stacks {
         let rendered = render_stack(&inv, stack, &secrets()).unwrap_or_else(|e| panic!("{e:#}"));
         assert_valid_compose(&stack.name, &parsed(&rendered));
+        assert!(
+            rendered.local_state.is_empty(),
+            "{}: {:?} left on its node",
+            stack.name,
+            rendered.local_state
+        );
+        for (name, options) in &rendered.nfs_volumes {
+            backed.push((name.clone(), options["driver_opts"]["device"].as_str().unwrap().to_string()));
+        }
     }
+    // Every stateful volume is on the NAS without the inventory listing it, each stack's in a
+    // directory of its own.
+    let want = [
+        ("db_pgdata", ":/srv/clusterup/db/pgdata"),
+        ("monitoring_grafana-data", ":/srv/clusterup/monitoring/grafana-data"),
+        ("monitoring_influxdb-data", ":/srv/clusterup/monitoring/influxdb-data"),
+        ("proxy_caddy-data", ":/srv/clusterup/proxy/caddy-data"),
+        ("s3_minio-data", ":/srv/clusterup/s3/minio-data"),
+    ];
+    backed.sort();
+    assert_eq!(backed, want.map(|(n, d)| (n.to_string(), d.to_string())));
+    let dirs = crate::templates::nas_directories(&inv);
+    assert!(dirs.contains(&("db/pgdata".to_string(), 999, 999)), "{dirs:?}");
+    assert!(dirs.contains(&("monitoring/grafana-data".to_string(), 472, 0)), "{dirs:?}");
+    assert_eq!(dirs.len(), 5, "{dirs:?}");
+}
+
+/// Without NFS storage a stateful service must be pinned to the node its volume is on; with a
+/// declared volume two stacks share its directory, and that is said.
+#[test]
+fn state_left_on_a_node_must_be_pinned_and_shared_directories_are_named() {
+    let base = "cluster: {name: t}\nnetworks: [{name: database}]\n\
+                secrets: [{name: postgres_password, env: CLUSTERUP_TEST_PG}]\n\
+                hosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager], labels: {db: true}}\n";
+    let loose = format!("{base}stacks:\n  - {{name: db, template: postgres, networks: [database]}}\n");
+    let inv = Inventory::from_text(Path::new("/tmp/inv.yml"), &loose).unwrap();
+    let findings = check(&inv, SecretValues::Placeholders);
+    let errors: Vec<String> = findings.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("service `postgres` keeps its state in volume `pgdata`")
+            && errors[0].contains("storage.nfs")
+            && errors[0].contains("placement_label"),
+        "{}",
+        errors[0]
+    );
+    let pinned = format!(
+        "{base}stacks:\n  - {{name: db, template: postgres, networks: [database], vars: {{placement_label: db}}}}\n"
+    );
+    let inv = Inventory::from_text(Path::new("/tmp/inv.yml"), &pinned).unwrap();
+    assert!(check(&inv, SecretValues::Placeholders).errors.is_empty());
+    let shared = format!(
+        "{base}  - {{name: nas, address: 10.0.0.9, kind: nas}}\nstorage: {{nfs: {{server: nas, path: /srv/c}}}}\n\
+         volumes: [{{name: pgdata, uid: 999, gid: 999}}]\nstacks:\n\
+           - {{name: db, template: postgres, networks: [database]}}\n\
+           - {{name: db2, template: postgres, networks: [database]}}\n"
+    );
+    let inv = Inventory::from_text(Path::new("/tmp/inv.yml"), &shared).unwrap();
+    let findings = check(&inv, SecretValues::Placeholders);
+    assert!(findings.errors.is_empty(), "{:?}", findings.errors);
+    assert!(
+        findings.warnings.iter().any(|w| w.contains("stacks db, db2 share the NFS directory /srv/c/pgdata")),
+        "{:?}",
+        findings.warnings
+    );
 }
 
 /// `defaults.yml` lists every var its template reads: validation flags any other var as
@@ -298,4 +363,50 @@ fn shinyproxy_sends_its_usage_statistics_to_the_monitoring_stack_when_there_is_o
         ),
         "{application}"
     );
+}
+
+/// `limit_*`/`reserve_*` vars reach every service of a built-in stack, schema-valid; without
+/// them nothing is added.
+#[test]
+fn resource_vars_go_to_every_service() {
+    let inv = inventory(
+        "  - {name: mon, template: monitoring, vars: {limit_memory: 512M, reserve_cpus: \"0.25\", placement_label: edge}}\n",
+    );
+    let rendered = render_stack(&inv, &inv.stacks[0], &secrets()).unwrap();
+    let compose = parsed(&rendered);
+    assert_valid_compose("mon", &compose);
+    for (name, service) in compose["services"].as_object().unwrap() {
+        let resources = &service["deploy"]["resources"];
+        assert_eq!(resources["limits"]["memory"], "512M", "{name}");
+        assert_eq!(resources["reservations"]["cpus"], "0.25", "{name}");
+        assert!(resources["limits"].get("cpus").is_none(), "{name}");
+    }
+    let plain = inventory("  - {name: mon, template: monitoring, vars: {placement_label: edge}}\n");
+    let rendered = render_stack(&plain, &plain.stacks[0], &secrets()).unwrap();
+    let compose = parsed(&rendered);
+    assert!(compose["services"]["influxdb"]["deploy"].get("resources").is_none());
+}
+
+/// templates/README.md's table of stateful volumes is what the templates' `stateful.yml` say.
+#[test]
+fn the_readme_lists_each_templates_state() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/README.md")).unwrap();
+    for name in builtin_names() {
+        let template = builtin(name).unwrap();
+        let row = readme
+            .lines()
+            .find(|l| {
+                l.starts_with('|')
+                    && l.split('|').nth(1).is_some_and(|c| c.split(", ").any(|n| n.trim() == name))
+            })
+            .unwrap_or_else(|| panic!("templates/README.md has no row for {name}"));
+        if template.stateful.is_empty() {
+            assert!(row.contains("| none"), "{name}: {row}");
+        }
+        for (volume, v) in &template.stateful {
+            let cell = format!("`{volume}` ({}, {}:{})", v.service, v.uid, v.gid);
+            assert!(row.contains(&cell), "{name}: the README says `{row}`, stateful.yml has {cell}");
+        }
+    }
 }

@@ -26,7 +26,7 @@ pub fn lab(args: &[&str]) -> String {
 }
 
 /// The start of an inventory of lab machines m1 (manager), w1 (worker, label `proxy`) and w2
-/// (worker), followed by `images: {resolve: never, preload: [...]}` with the given archives of
+/// (worker, label `db`: where stateful services stay, the container lab having no NFS), followed by `images: {resolve: never, preload: [...]}` with the given archives of
 /// the lab's images, and a Caddy `proxy` stack pinned to w1; the caller adds networks, secrets
 /// and its own stacks after `stacks:`.
 pub fn three_machines_with_proxy(sections: &str, archives: &[&str]) -> String {
@@ -39,7 +39,7 @@ ssh: {{user: admin, identity_file: id_ed25519, known_hosts: known_hosts, host_ke
 hosts:
   - {{name: m1, address: {m1}, roles: [manager]}}
   - {{name: w1, address: {w1}, roles: [worker], labels: {{proxy: true}}}}
-  - {{name: w2, address: {w2}, roles: [worker]}}
+  - {{name: w2, address: {w2}, roles: [worker], labels: {{db: true}}}}
 {sections}images:
   resolve: never
   preload: [{preload}]

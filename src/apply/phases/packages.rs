@@ -69,8 +69,10 @@ fn roles_for(
     {
         let server = roles::role("nfs-server");
         let root = nfs.path.trim_end_matches('/').to_string();
-        let volumes: Vec<String> =
-            inv.volumes.iter().map(|v| format!("{} {} {}", v.name, v.uid, v.gid)).collect();
+        let volumes: Vec<String> = crate::templates::nas_directories(inv)
+            .into_iter()
+            .map(|(dir, uid, gid)| format!("{dir} {uid} {gid}"))
+            .collect();
         let exports = crate::plan::files::nfs_exports(&root, &node_ips(inv, facts)?);
         let inputs = server.inputs(&[
             ("EXPORT_ROOT", root.clone()),

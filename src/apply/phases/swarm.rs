@@ -12,7 +12,8 @@ use crate::commands::{self, Input};
 use crate::connection::Session;
 use crate::engine;
 use crate::engine::swarm::{NodeChange, Role};
-use crate::plan::swarm::{self, Absent, Member, Step, SwarmNode};
+use crate::plan::swarm::{self, Absent, HeartbeatChange, Member, Step, SwarmNode};
+use crate::plan::{CLUSTER, Change};
 use crate::roles;
 
 pub async fn observe(run: &mut Run) {
@@ -55,6 +56,20 @@ pub async fn observe(run: &mut Run) {
     for (host, reason) in plan.refused.clone() {
         run.fail(&host, reason);
     }
+    let wanted = run.inv.swarm.dispatcher_heartbeat;
+    if let Some(Step::Init { heartbeat, .. }) = plan.steps.first_mut() {
+        *heartbeat = wanted;
+    } else if let (Some(_), Some(leader), None) = (wanted, plan.leader.clone(), &run.options.limit) {
+        // An existing swarm: its settings as one of its managers reads them.
+        let now = match run.engine(&leader).await {
+            Ok(docker) => engine::swarm::heartbeat(&docker).await.map_err(|e| anyhow!("{leader}: {e:#}")),
+            Err(e) => Err(e),
+        };
+        match now {
+            Ok(now) => plan.heartbeat = HeartbeatChange::of(wanted, now),
+            Err(e) => run.fail(&leader, format!("{e:#}")),
+        }
+    }
     run.swarm = plan;
 }
 
@@ -94,7 +109,7 @@ pub async fn list_nodes(session: &Session) -> Result<Vec<SwarmNode>> {
 
 pub async fn apply(run: &mut Run) {
     let steps = std::mem::take(&mut run.swarm.steps);
-    if steps.is_empty() {
+    if steps.is_empty() && run.swarm.heartbeat.is_none() {
         return;
     }
     // Node ids of hosts already in the swarm; joins and init add theirs.
@@ -114,7 +129,7 @@ pub async fn apply(run: &mut Run) {
 
     // 1. Create the swarm.
     for step in steps.iter().filter(|s| matches!(s, Step::Init { .. })) {
-        let Step::Init { host, advertise } = step else {
+        let Step::Init { host, advertise, heartbeat } = step else {
             continue;
         };
         if usable(run, host).is_none() {
@@ -122,7 +137,9 @@ pub async fn apply(run: &mut Run) {
         }
         run.progress.step(host, "creating the swarm");
         let created = match run.engine(host).await {
-            Ok(docker) => engine::swarm::init(&docker, advertise).await.map_err(|e| anyhow!("{host}: {e:#}")),
+            Ok(docker) => engine::swarm::init(&docker, advertise, *heartbeat)
+                .await
+                .map_err(|e| anyhow!("{host}: {e:#}")),
             Err(e) => Err(e),
         };
         match created {
@@ -171,6 +188,19 @@ pub async fn apply(run: &mut Run) {
 
     // The services phase deploys through this manager (it may have just created the swarm).
     run.swarm.leader = leader.clone();
+
+    // The swarm's own settings.
+    if let (Some(change), Some(leader)) = (run.swarm.heartbeat, &leader) {
+        run.progress.step(leader, "setting the swarm's dispatcher heartbeat");
+        let set = match run.engine(leader).await {
+            Ok(docker) => engine::swarm::set_heartbeat(&docker, change.wanted).await,
+            Err(e) => Err(e),
+        };
+        match set {
+            Ok(()) => run.report.record(&Change::new(CLUSTER, "swarm", change.describe())),
+            Err(e) => run.report.fail_cluster(format!("{leader}: {e:#}")),
+        }
+    }
 
     // 3. Role changes, one at a time on the leader.
     if let Some(leader) = &leader {
