@@ -113,6 +113,7 @@ async fn run(cli: Cli) -> ExitCode {
                 limit: args.cleanup.limit.clone(),
                 disruption: Default::default(),
                 allow_downgrade: args.cleanup.allow_downgrade,
+                lock_reachable: false,
             };
             let exit_code = args.exit_code;
             let inv = match load(&args.target.inventory).await {
@@ -197,6 +198,7 @@ fn init_options(args: &cli::InitArgs) -> apply::Options {
         limit: args.cleanup.limit.clone(),
         disruption: args.disruption,
         allow_downgrade: args.cleanup.allow_downgrade,
+        lock_reachable: false,
     }
 }
 

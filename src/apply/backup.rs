@@ -102,7 +102,6 @@ async fn take_backup(run: &mut Run, options: &BackupOptions) -> Result<BackupDon
     if archive.is_empty() {
         bail!("{source}: the copy of the swarm state is empty");
     }
-    back_in_swarm(run, &source, &node, &driver).await?;
 
     let created = timestamp::now_rfc3339();
     let inventory_text = std::fs::read(&run.inv.path).unwrap_or_default();
@@ -113,7 +112,7 @@ async fn take_backup(run: &mut Run, options: &BackupOptions) -> Result<BackupDon
         source_host: source.clone(),
         source_node: node.clone(),
         advertise_addr: swarm.node_addr.clone(),
-        cluster_id: nodes_cluster_id(run, &source),
+        cluster_id: cluster_id_of(run, &source),
         engine_version: facts.docker_version.clone().unwrap_or_default(),
         inventory_sha256: sha256_hex(&inventory_text),
         stacks: observed.deployed.clone(),
@@ -126,6 +125,10 @@ async fn take_backup(run: &mut Run, options: &BackupOptions) -> Result<BackupDon
     };
     let dir = options.out.join(decide::folder_name(&run.inv.cluster, &created));
     let (manifest_text, sums_text) = write_folder(&dir, &archive, &manifest)?;
+    // The copy is kept first: a manager slow to come back does not cost the backup.
+    back_in_swarm(run, &source, &node, &driver)
+        .await
+        .map_err(|e| anyhow!("{e:#}\n  the backup itself is complete in {}", dir.display()))?;
     let mut nas = None;
     if options.to_nas {
         let stored = store_on_nas(run, &dir, &manifest_text, &sums_text).await.map_err(|e| {
@@ -139,7 +142,7 @@ async fn take_backup(run: &mut Run, options: &BackupOptions) -> Result<BackupDon
     Ok(BackupDone { dir, manifest, nas })
 }
 
-fn nodes_cluster_id(run: &Run, source: &str) -> String {
+fn cluster_id_of(run: &Run, source: &str) -> String {
     let of = |h: &str| {
         run.facts.get(h).and_then(|f| f.swarm.as_ref()).and_then(|s| s.cluster_id()).map(str::to_string)
     };

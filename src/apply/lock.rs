@@ -72,7 +72,8 @@ pub async fn acquire(run: &mut Run, wait: Duration) -> Result<Option<ClusterLock
         return Ok(None);
     }
     let managers = candidates.len();
-    let majority = managers / 2 + 1;
+    // A restore may find most managers gone: it holds the lock wherever one answers.
+    let majority = if run.options.lock_reachable { reachable.len() } else { managers / 2 + 1 };
     let nonce =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let holder = format!("{}:{}:{nonce:x}", operator(), std::process::id());

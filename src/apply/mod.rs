@@ -52,6 +52,9 @@ pub struct Options {
     pub disruption: crate::plan::roll::Disruption,
     /// Let `docker.version` take an engine to an older version than it has.
     pub allow_downgrade: bool,
+    /// Hold the cluster lock on every manager that answers, even fewer than a majority: a
+    /// restore runs when the managers may be gone.
+    pub lock_reachable: bool,
 }
 
 /// Everything a run knows, filled in phase by phase.

@@ -31,6 +31,7 @@ pub async fn backup(args: BackupArgs, log: Option<&Path>) -> ExitCode {
         limit: None,
         disruption: Default::default(),
         allow_downgrade: false,
+        lock_reachable: false,
     };
     let run = apply::Run::new(inv, options, log.clone(), "backup");
     let wanted = take::BackupOptions { out: args.out, to_nas: args.to_nas, force: args.force };
@@ -82,7 +83,8 @@ pub async fn restore(args: RestoreArgs, log: Option<&Path>) -> ExitCode {
     }
     let options = crate::init_options(&args.init);
     let restore_log = Arc::new(RunLog::open(&crate::log_path(log, &inv), "restore"));
-    let run = apply::Run::new(inv.clone(), options.clone(), restore_log, "restore");
+    let restoring = apply::Options { lock_reachable: true, ..options.clone() };
+    let run = apply::Run::new(inv.clone(), restoring, restore_log, "restore");
     let wanted = take::RestoreOptions { from: args.from.clone(), on: args.on.clone(), force: args.replace };
     match take::restore(run, &wanted).await {
         Ok(done) => {
