@@ -40,7 +40,11 @@ async fn run(cli: Cli) -> ExitCode {
                 Err(code) => return code,
             };
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&inv).unwrap_or_default());
+                let mut value = serde_json::to_value(&inv).unwrap_or_default();
+                if let Some(changes) = cli::show::cloud_changes(&inv) {
+                    value["openstack_changes"] = serde_json::json!(changes);
+                }
+                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
             } else {
                 cli::show::print_inventory(&inv);
             }

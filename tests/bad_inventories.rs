@@ -1301,7 +1301,7 @@ const CASES: &[Case] = &[
         fragment: "openstack.select needs at least one of",
     },
     Case {
-        name: "openstack_security_group_creation",
+        name: "openstack_bad_bastion_and_timeout",
         files: &[(
             INV,
             Yaml(
@@ -1311,7 +1311,6 @@ const CASES: &[Case] = &[
                   select: {metadata: {cluster: lab}}
                   network: private
                   bastion: {server: "", port: 0}
-                  manage_security_group: true
                   timeout: 0
                 "#,
             ),
@@ -1319,7 +1318,7 @@ const CASES: &[Case] = &[
         command: Plan,
         blame: INV,
         line: Some(6),
-        fragment: "manage_security_group: true is not supported yet",
+        fragment: "openstack.timeout must be at least 1 second",
     },
     Case {
         name: "openstack_bastion_twice",

@@ -16,7 +16,7 @@ const HOST: &str = "shop.clusterup-lab.example";
 #[ignore = "needs the container lab: vm-tests/run containers"]
 fn caddy_gets_a_certificate_from_an_acme_server_over_http_01() {
     lab(&["images"]);
-    lab(&["up", "m1", "w1", "w2"]);
+    common::lab_up_with_engine(&["m1", "w1", "w2"]);
     let w1 = lab(&["addr", "w1"]).trim().to_string();
     let started = lab(&["acme", &w1]);
     let (directory, listener_cert) = started.trim().split_once(' ').expect("directory and certificate");

@@ -91,7 +91,8 @@ fn replicas(manager: &str) -> String {
 #[ignore = "needs the container lab: vm-tests/run containers"]
 fn a_backup_restores_a_swarm_that_lost_every_manager() {
     lab(&["images"]);
-    lab(&["up", "m1", "m2", "m3", "w1", "nas"]);
+    common::lab_up_with_engine(&["m1", "m2", "m3", "w1"]);
+    lab(&["up", "nas"]);
     let inv = inventory(false);
     let (code, report, _) = run(&["init", "--converge-timeout", "240"], &inv);
     assert_eq!(code, Some(0), "{report}");

@@ -75,7 +75,7 @@ fn column(answer: &Value, series: usize, column: usize) -> Vec<String> {
 #[ignore = "needs the container lab: vm-tests/run containers"]
 fn monitoring_stack_collects_from_every_node_into_influxdb() {
     lab(&["images"]);
-    lab(&["up", "m1", "w1", "w2"]);
+    common::lab_up_with_engine(&["m1", "w1", "w2"]);
     let inv = inventory();
     let inv = inv.to_str().unwrap();
 

@@ -107,7 +107,7 @@ fn changes(report: &Value, host: &str) -> Vec<String> {
 fn an_engine_upgrade_rolls_with_quorum_kept_and_the_app_answering() {
     lab(&["images"]);
     let names: Vec<&str> = HOSTS.iter().map(|h| h.0).collect();
-    lab(&[&["up"], names.as_slice()].concat());
+    common::lab_up_with_engine(&names);
 
     // A cluster with its app, on the release's engine.
     let (code, report) = run_json(&["init", "--converge-timeout", "240"], &inventory(None));

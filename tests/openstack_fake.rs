@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use clusterup::cloud::openstack::{self, clouds_yaml::Env, managed_group::GroupChange};
 use common::openstack::{Cloud, Fake, PASSWORD, TOKEN, fixed, floating, port, rule, server, write_clouds};
 use serde_json::{Value, json};
 
@@ -233,4 +234,127 @@ fn an_unknown_cloud_lists_the_known_ones_and_render_stays_offline() {
     // `render` asks no cloud: it works with the cloud unknown (and nothing listening).
     let (out, _) = clusterup(&dir, &["render"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// The hosts and the managed group's change as `init` sees them, read with `dir`'s clouds.yaml.
+fn discover(dir: &Path) -> (clusterup::inventory::OpenstackSource, Env, clusterup::cloud::openstack::Found) {
+    let inv = clusterup::inventory::Inventory::load(&dir.join("inventory.yml")).expect("a valid inventory");
+    let source = inv.openstack.clone().expect("an openstack source");
+    let env = Env { vars: Default::default(), home: Some(dir.join("home")), cwd: dir.to_path_buf() };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let found = runtime.block_on(openstack::discover(&source, &env)).expect("the cloud answers");
+    (source, env, found)
+}
+
+fn make(
+    source: &clusterup::inventory::OpenstackSource,
+    env: &Env,
+    change: &GroupChange,
+) -> (Vec<String>, Result<(), String>) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut done = Vec::new();
+    let result = runtime.block_on(openstack::manage_security_group(source, env, change, &mut done));
+    (done, result.map_err(|e| e.to_string()))
+}
+
+#[test]
+fn a_managed_security_group_is_shown_first_then_made_once_and_kept() {
+    let fake = Fake::start(homelab());
+    let dir = setup("managed", Some(&fake), PASSWORD, &format!("{INVENTORY}  manage_security_group: true\n"));
+
+    // 1. `inventory` shows what init would change in the cloud, and changes nothing there.
+    let (out, _) = clusterup(&dir, &["inventory", "--json"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    let inv: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let wanted: Vec<String> = serde_json::from_value(inv["openstack_changes"].clone()).unwrap_or_default();
+    assert_eq!(wanted.len(), 1 + 5 + 2, "the group, its 5 rules, 2 ports: {wanted:?}");
+    for line in [
+        "create security group `clusterup`",
+        "allow 22/tcp from 10.0.0.5/32 in security group `clusterup`",
+        "add security group `clusterup` to w1's port p-w1 (10.0.0.21)",
+    ] {
+        assert!(wanted.iter().any(|w| w == line), "`{line}` not in {wanted:?}");
+    }
+    assert!(!stderr.contains("do not allow"), "the group makes up for the missing rule: {stderr}");
+    assert_eq!(fake.changes(), Vec::<String>::new(), "`inventory` changed the cloud");
+
+    // 2. Made as init's first step makes it: the group, its rules, the ports (the groups they
+    //    had kept, each updated at the revision read).
+    let (source, env, found) = discover(&dir);
+    let change = found.security_group.expect("a change is planned");
+    let (done, result) = make(&source, &env, &change);
+    assert_eq!(result, Ok(()));
+    assert_eq!(done, wanted);
+    let groups = fake.groups();
+    let made =
+        groups.as_array().unwrap().iter().find(|g| g["name"] == "clusterup").expect("the group").clone();
+    let id = made["id"].as_str().unwrap();
+    let ingress: Vec<String> = made["security_group_rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["direction"] == "ingress")
+        .map(|r| {
+            let from = if r["remote_group_id"] == id {
+                "members".to_string()
+            } else {
+                r["remote_ip_prefix"].to_string()
+            };
+            format!("{}/{} {from}", r["port_range_min"], r["protocol"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        ingress,
+        [
+            "2377/tcp members",
+            "7946/tcp members",
+            "7946/udp members",
+            "4789/udp members",
+            "22/tcp \"10.0.0.5/32\""
+        ]
+    );
+    for port in fake.ports().iter().filter(|p| p["id"] == "p-m1" || p["id"] == "p-w1") {
+        assert_eq!(port["security_groups"], json!(["sg-swarm", id]), "{port}");
+        assert_eq!(port["revision_number"], 2, "{port}");
+    }
+    let bastion = fake.ports().into_iter().find(|p| p["id"] == "p-b").unwrap();
+    assert_eq!(bastion["security_groups"], json!(["sg-bastion"]), "the bastion is not a node");
+
+    // 3. Asked again (the group list now takes two pages), nothing is left to change.
+    let (_, _, again) = discover(&dir);
+    let again = again.security_group.expect("still managed");
+    assert!(again.is_empty(), "{:?}", again.describe());
+    assert!(
+        fake.seen().iter().any(|s| s.target.contains("security-groups?limit=2&marker=")),
+        "groups were paged"
+    );
+    let before = fake.changes().len();
+    let (done, result) = make(&source, &env, &again);
+    assert_eq!((done.len(), result), (0, Ok(())));
+    assert_eq!(fake.changes().len(), before, "an empty change sent something");
+}
+
+#[test]
+fn a_port_changed_by_someone_else_meanwhile_is_left_alone() {
+    let fake = Fake::start(homelab());
+    let dir =
+        setup("managed-race", Some(&fake), PASSWORD, &format!("{INVENTORY}  manage_security_group: true\n"));
+    let (source, env, found) = discover(&dir);
+    let change = found.security_group.unwrap();
+    fake.touch_port("p-w1");
+    let (done, result) = make(&source, &env, &change);
+    let error = result.unwrap_err();
+    assert!(error.contains("w1's port p-w1 changed since clusterup read it (HTTP 412)"), "{error}");
+    assert!(
+        done.contains(&"add security group `clusterup` to m1's port p-m1 (10.0.0.11)".to_string()),
+        "{done:?}"
+    );
+    let w1 = fake.ports().into_iter().find(|p| p["id"] == "p-w1").unwrap();
+    assert_eq!(w1["security_groups"], json!(["sg-swarm"]), "the port was overwritten");
+    // The next run reads it again and finishes.
+    let (_, _, again) = discover(&dir);
+    let again = again.security_group.unwrap();
+    assert_eq!(again.describe(), ["add security group `clusterup` to w1's port p-w1 (10.0.0.21)"]);
+    assert_eq!(make(&source, &env, &again).1, Ok(()));
 }

@@ -218,13 +218,17 @@ impl Run {
 
 /// `plan` (apply = false) or `init`: converge the cluster to the inventory.
 pub async fn converge(mut run: Run, apply: bool) -> RunReport {
+    let changing = apply && !run.options.dry_run;
+    if let Err(reason) = phases::cloud::run(&mut run, changing).await {
+        run.report.stopped = Some(reason);
+        return finish(run).await;
+    }
     phases::connect::run(&mut run).await;
     phases::facts::run(&mut run).await;
     if let Err(reason) = phases::preflight::run(&mut run) {
         run.report.stopped = Some(reason);
         return finish(run).await;
     }
-    let changing = apply && !run.options.dry_run;
     let lock_wait = run.options.lock_wait;
     let lock = if changing {
         match lock::acquire(&mut run, lock_wait).await {

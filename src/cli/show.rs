@@ -68,4 +68,17 @@ pub fn print_inventory(inv: &Inventory) {
             h.source
         );
     }
+    for change in cloud_changes(inv).unwrap_or_default() {
+        println!("openstack: init would {change}");
+    }
+}
+
+/// With `openstack.manage_security_group`: what `init` would change in the cloud.
+pub fn cloud_changes(inv: &Inventory) -> Option<Vec<String>> {
+    inv.openstack
+        .as_ref()
+        .filter(|s| s.manage_security_group)?
+        .security_group_change
+        .as_ref()
+        .map(|c| c.describe())
 }

@@ -70,10 +70,12 @@ pub async fn resolve(inventory: &mut Inventory) -> Result<Vec<String>, CloudErro
         return Ok(Vec::new());
     };
     let env = openstack::clouds_yaml::Env::from_process();
-    let found = openstack::discover(&source, &env).await?;
+    let mut found = openstack::discover(&source, &env).await?;
+    let change = found.security_group.take();
     let warnings = openstack::merge(inventory, found)?;
     if let Some(s) = inventory.openstack.as_mut() {
         s.resolved = true;
+        s.security_group_change = change;
     }
     Ok(warnings)
 }

@@ -77,6 +77,10 @@ pub struct OpenstackSource {
     pub timeout: Duration,
     /// Whether the servers have been added to `hosts`.
     pub resolved: bool,
+    /// `manage_security_group: true`: `init` gives the nodes the `clusterup` security group.
+    pub manage_security_group: bool,
+    /// What that group lacks, found when the servers were read.
+    pub security_group_change: Option<crate::cloud::openstack::managed_group::GroupChange>,
 }
 
 /// Which servers become hosts: all criteria given must hold.

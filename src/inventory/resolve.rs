@@ -202,6 +202,8 @@ fn openstack_source(section: OpenstackSection, ssh: SshTarget, ssh_user_given: b
         ssh_user_given,
         timeout: Duration::from_secs(section.timeout.map_or(DEFAULT_CLOUD_TIMEOUT, |t| t.value)),
         resolved: false,
+        manage_security_group: section.manage_security_group.is_some_and(|m| m.value),
+        security_group_change: None,
     }
 }
 

@@ -508,16 +508,6 @@ fn check_openstack(
             ));
         }
     }
-    if let Some(manage) = &os.manage_security_group
-        && manage.value
-    {
-        errors.push(err(
-            &manage.referenced,
-            "openstack.manage_security_group: true is not supported yet: `clusterup inventory` reports \
-             each missing security group rule with the command that adds it"
-                .into(),
-        ));
-    }
     if let Some(timeout) = &os.timeout
         && timeout.value == 0
     {

@@ -25,6 +25,23 @@ pub fn lab(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Starts lab machines with the Docker engine already installed (not started), for the suites
+/// that test what comes after the installation (lab_containers, lab_releases and
+/// lab_operations install it themselves).
+pub fn lab_up_with_engine(names: &[&str]) {
+    let out = Command::new(repo().join("vm-tests/lab"))
+        .arg("up")
+        .args(names)
+        .env("CLUSTERUP_LAB_ENGINE", "1")
+        .output()
+        .expect("run vm-tests/lab");
+    assert!(
+        out.status.success(),
+        "vm-tests/lab up {names:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The start of an inventory of lab machines m1 (manager), w1 (worker, label `proxy`) and w2
 /// (worker, label `db`: where stateful services stay, the container lab having no NFS), followed by `images: {resolve: never, preload: [...]}` with the given archives of
 /// the lab's images, and a Caddy `proxy` stack pinned to w1; the caller adds networks, secrets

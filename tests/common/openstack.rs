@@ -38,6 +38,8 @@ pub struct Seen {
 pub struct Fake {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// The cloud as it is now: security groups, rules and ports change as Neutron's would.
+    state: Arc<Mutex<Cloud>>,
 }
 
 impl Fake {
@@ -45,14 +47,45 @@ impl Fake {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
+        let state = Arc::new(Mutex::new(cloud));
+        let (log, shared) = (seen.clone(), state.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (cloud, log) = (cloud.clone(), log.clone());
+                let (cloud, log) = (shared.clone(), log.clone());
                 std::thread::spawn(move || serve(stream, port, &cloud, &log));
             }
         });
-        Fake { port, seen }
+        Fake { port, seen, state }
+    }
+
+    /// The security groups as they are now.
+    pub fn groups(&self) -> Value {
+        self.state.lock().unwrap().groups.clone()
+    }
+
+    /// Every port as it is now.
+    pub fn ports(&self) -> Vec<Value> {
+        let state = self.state.lock().unwrap();
+        state.ports.values().flat_map(|p| p.as_array().cloned().unwrap_or_default()).collect()
+    }
+
+    /// Someone else updates a port (its revision goes up), as between a read and a write.
+    pub fn touch_port(&self, id: &str) {
+        let mut state = self.state.lock().unwrap();
+        for port in state.ports.values_mut().flat_map(|p| p.as_array_mut().unwrap().iter_mut()) {
+            if port["id"] == id {
+                port["revision_number"] = json!(port["revision_number"].as_u64().unwrap_or(0) + 1);
+            }
+        }
+    }
+
+    /// The requests that changed something (POST, PUT, DELETE), token requests left out.
+    pub fn changes(&self) -> Vec<String> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.method != "GET" && !s.target.starts_with("/identity/"))
+            .map(|s| format!("{} {}", s.method, s.target))
+            .collect()
     }
 
     pub fn base(&self) -> String {
@@ -64,7 +97,7 @@ impl Fake {
     }
 }
 
-fn serve(stream: TcpStream, port: u16, cloud: &Cloud, log: &Mutex<Vec<Seen>>) {
+fn serve(stream: TcpStream, port: u16, cloud: &Mutex<Cloud>, log: &Mutex<Vec<Seen>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -86,14 +119,21 @@ fn serve(stream: TcpStream, port: u16, cloud: &Cloud, log: &Mutex<Vec<Seen>>) {
     let mut body = vec![0; length];
     let _ = reader.read_exact(&mut body);
     let token = headers.get("x-auth-token").cloned();
+    let if_match = headers.get("if-match").cloned();
     log.lock().unwrap().push(Seen { method: method.clone(), target: target.clone(), token: token.clone() });
 
     let base = format!("http://127.0.0.1:{port}");
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let authorized = token.as_deref() == Some(TOKEN);
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // The compute API's delay is not spent holding the state.
+    if method == "GET" && path == "/compute/v2.1/servers/detail" {
+        let delay = cloud.lock().unwrap().compute_delay;
+        std::thread::sleep(Duration::from_secs(delay));
+    }
+    let mut cloud = cloud.lock().unwrap();
     let (status, extra, reply): (u16, String, Value) = match (method.as_str(), path) {
         ("POST", "/identity/v3/auth/tokens") => {
-            let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let given = request.pointer("/auth/identity/password/user/password").and_then(Value::as_str);
             if given == Some(PASSWORD) {
                 (201, format!("X-Subject-Token: {TOKEN}\r\n"), token_body(&base))
@@ -108,7 +148,6 @@ fn serve(stream: TcpStream, port: u16, cloud: &Cloud, log: &Mutex<Vec<Seen>>) {
         }
         _ if !authorized => (401, String::new(), json!({"error": {"code": 401, "message": "no token"}})),
         ("GET", "/compute/v2.1/servers/detail") => {
-            std::thread::sleep(Duration::from_secs(cloud.compute_delay));
             let start = query
                 .strip_prefix("marker=")
                 .and_then(|m| cloud.servers.iter().position(|s| s["id"] == m))
@@ -132,7 +171,103 @@ fn serve(stream: TcpStream, port: u16, cloud: &Cloud, log: &Mutex<Vec<Seen>>) {
             (200, String::new(), json!({"ports": cloud.ports.get(device).cloned().unwrap_or(json!([]))}))
         }
         ("GET", "/network/v2.0/security-groups") => {
-            (200, String::new(), json!({"security_groups": cloud.groups.clone()}))
+            // Paged as Neutron pages with `pagination_max_limit` set: `marker`, `_links` rel=next.
+            let groups = cloud.groups.as_array().cloned().unwrap_or_default();
+            let start = query
+                .split('&')
+                .find_map(|q| q.strip_prefix("marker="))
+                .and_then(|m| groups.iter().position(|g| g["id"] == m))
+                .map_or(0, |i| i + 1);
+            let page: Vec<Value> = groups.iter().skip(start).take(cloud.page_size).cloned().collect();
+            let mut reply = json!({"security_groups": page});
+            if start + cloud.page_size < groups.len() {
+                let last = page.last().unwrap()["id"].as_str().unwrap().to_string();
+                reply["security_groups_links"] = json!([{"rel": "next",
+                    "href": format!("{base}/network/v2.0/security-groups?limit={}&marker={last}", cloud.page_size)}]);
+            }
+            (200, String::new(), reply)
+        }
+        ("POST", "/network/v2.0/security-groups") => {
+            let groups = cloud.groups.as_array_mut().unwrap();
+            let id = format!("sg-made-{}", groups.len());
+            let egress = |ethertype: &str| {
+                json!({"id": format!("r-{id}-{ethertype}"), "direction": "egress",
+                "ethertype": ethertype, "protocol": null, "port_range_min": null, "port_range_max": null,
+                "remote_group_id": null, "remote_ip_prefix": null, "security_group_id": &id})
+            };
+            let group = json!({"id": &id, "name": request.pointer("/security_group/name").cloned().unwrap_or(json!("")),
+                "description": request.pointer("/security_group/description").cloned().unwrap_or(json!("")),
+                "security_group_rules": [egress("IPv4"), egress("IPv6")], "revision_number": 1});
+            groups.push(group.clone());
+            (201, String::new(), json!({"security_group": group}))
+        }
+        ("POST", "/network/v2.0/security-group-rules") => {
+            let mut rule = request["security_group_rule"].clone();
+            let group_id = rule["security_group_id"].clone();
+            for key in ["remote_group_id", "remote_ip_prefix"] {
+                if rule.get(key).is_none() {
+                    rule[key] = Value::Null;
+                }
+            }
+            let same = |r: &Value| {
+                [
+                    "direction",
+                    "ethertype",
+                    "protocol",
+                    "port_range_min",
+                    "port_range_max",
+                    "remote_group_id",
+                    "remote_ip_prefix",
+                ]
+                .iter()
+                .all(|k| r[k] == rule[k])
+            };
+            match cloud.groups.as_array_mut().unwrap().iter_mut().find(|g| g["id"] == group_id) {
+                None => {
+                    (404, String::new(), json!({"NeutronError": {"message": "Security group not found"}}))
+                }
+                Some(group) => {
+                    let rules = group["security_group_rules"].as_array_mut().unwrap();
+                    if rules.iter().any(same) {
+                        (
+                            409,
+                            String::new(),
+                            json!({"NeutronError": {"type": "SecurityGroupRuleExists",
+                            "message": "Security group rule already exists."}}),
+                        )
+                    } else {
+                        rule["id"] = json!(format!("r-made-{}", rules.len()));
+                        rules.push(rule.clone());
+                        (201, String::new(), json!({"security_group_rule": rule}))
+                    }
+                }
+            }
+        }
+        ("PUT", p) if p.starts_with("/network/v2.0/ports/") => {
+            let id = &p["/network/v2.0/ports/".len()..];
+            let found = cloud
+                .ports
+                .values_mut()
+                .flat_map(|ports| ports.as_array_mut().unwrap().iter_mut())
+                .find(|port| port["id"] == id);
+            match found {
+                None => (404, String::new(), json!({"NeutronError": {"message": "Port not found"}})),
+                Some(port) => {
+                    let revision = port["revision_number"].as_u64().unwrap_or(0);
+                    if if_match.as_deref().is_some_and(|m| m != format!("revision_number={revision}")) {
+                        (
+                            412,
+                            String::new(),
+                            json!({"NeutronError": {"message": "Constrained update failed"}}),
+                        )
+                    } else {
+                        port["security_groups"] =
+                            request.pointer("/port/security_groups").cloned().unwrap_or(json!([]));
+                        port["revision_number"] = json!(revision + 1);
+                        (200, String::new(), json!({"port": port.clone()}))
+                    }
+                }
+            }
         }
         _ => (404, String::new(), json!({"itemNotFound": {"code": 404, "message": "not here"}})),
     };
@@ -178,7 +313,7 @@ pub fn floating(addr: &str) -> Value {
 }
 
 pub fn port(id: &str, device: &str, ip: &str, groups: &[&str]) -> Value {
-    json!({"id": id, "device_id": device, "network_id": "net-private", "port_security_enabled": true,
+    json!({"id": id, "device_id": device, "network_id": "net-private", "port_security_enabled": true, "revision_number": 1,
            "fixed_ips": [{"subnet_id": "sub-1", "ip_address": ip}], "security_groups": groups})
 }
 

@@ -1,6 +1,7 @@
-//! The steps of a run, in order: connect, facts, preflight, packages (and the NFS test
+//! The steps of a run, in order: the cloud (a managed security group), connect, facts, preflight, packages (and the NFS test
 //! mount), swarm, images, services (networks, secrets, stacks, and the wait for them).
 
+pub mod cloud;
 pub mod connect;
 mod convergence;
 pub mod facts;

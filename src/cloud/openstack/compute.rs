@@ -130,22 +130,50 @@ pub async fn get<T: serde::de::DeserializeOwned>(
         .await
         .map_err(|e| CloudError::failed(format!("openstack: {e}")))?;
     if reply.status != 200 {
-        let message = serde_json::from_slice::<Value>(&reply.body)
-            .ok()
-            .and_then(|v| {
-                v.as_object()?
-                    .values()
-                    .find_map(|e| e.get("message").and_then(Value::as_str).map(str::to_string))
-            })
-            .map(|m| format!(": {}", m.chars().take(300).collect::<String>()))
-            .unwrap_or_default();
-        let hint = if reply.status == 401 { " (the token was refused)" } else { "" };
-        return Err(CloudError::failed(format!(
-            "openstack: GET {url}: HTTP {}{hint}{message}",
-            reply.status
-        )));
+        return Err(refused("GET", url, reply.status, &reply.body));
     }
     reply.json(url).map_err(|e| CloudError::failed(format!("openstack: {e}")))
+}
+
+/// A request that changes something (POST, PUT) with a JSON body; `Ok(None)` for an answer in
+/// `tolerated` (e.g. 409: what was asked for exists already), the JSON answer for a 2xx.
+pub async fn send(
+    http: &Http,
+    session: &Session,
+    method: Method,
+    url: &str,
+    headers: &[(&'static str, &str)],
+    body: &Value,
+    tolerated: &[u16],
+) -> Result<Option<Value>, CloudError> {
+    let reply = http
+        .request(method.clone(), url, Some(&session.token), headers, Some(body.to_string().into_bytes()))
+        .await
+        .map_err(|e| CloudError::failed(format!("openstack: {e}")))?;
+    if tolerated.contains(&reply.status) {
+        return Ok(None);
+    }
+    if !(200..300).contains(&reply.status) {
+        return Err(refused(method.as_str(), url, reply.status, &reply.body));
+    }
+    reply.json(url).map(Some).map_err(|e| CloudError::failed(format!("openstack: {e}")))
+}
+
+/// An API's refusal, with the message of its error body (OpenStack APIs wrap it in one key).
+fn refused(method: &str, url: &str, status: u16, body: &[u8]) -> CloudError {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.as_object()?.values().find_map(|e| e.get("message").and_then(Value::as_str).map(str::to_string))
+        })
+        .map(|m| format!(": {}", m.chars().take(300).collect::<String>()))
+        .unwrap_or_default();
+    let hint = match status {
+        401 => " (the token was refused)",
+        403 => " (the credentials may not do this in the project)",
+        _ => "",
+    };
+    CloudError::failed(format!("openstack: {method} {url}: HTTP {status}{hint}{message}"))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod clouds_yaml;
 pub mod compute;
 pub mod keystone;
+pub mod managed_group;
 pub mod network;
 pub mod security;
 
@@ -25,6 +26,8 @@ pub struct Found {
     pub cloud: String,
     pub hosts: Vec<Host>,
     pub warnings: Vec<String>,
+    /// With `manage_security_group`: what the managed group lacks.
+    pub security_group: Option<managed_group::GroupChange>,
 }
 
 /// Servers matching every criterion of the selection.
@@ -294,6 +297,7 @@ pub async fn discover(source: &OpenstackSource, env: &clouds_yaml::Env) -> Resul
             groups: Vec::new(),
             filtered: true,
             manager: roles.contains(&Role::Manager),
+            port: None,
         });
         hosts.push(Host {
             name: server.name.clone(),
@@ -331,6 +335,7 @@ pub async fn discover(source: &OpenstackSource, env: &clouds_yaml::Env) -> Resul
                 groups: Vec::new(),
                 filtered: true,
                 manager: false,
+                port: None,
             },
         ));
     }
@@ -343,6 +348,7 @@ pub async fn discover(source: &OpenstackSource, env: &clouds_yaml::Env) -> Resul
             Some(port) => {
                 member.groups = port.security_groups.clone();
                 member.filtered = port.port_security_enabled != Some(false);
+                member.port = Some((port.id.clone(), port.revision_number));
             }
             None => warnings.push(format!(
                 "openstack: server `{}`: no port with address {address} found: its security groups were not checked",
@@ -350,10 +356,35 @@ pub async fn discover(source: &OpenstackSource, env: &clouds_yaml::Env) -> Resul
             )),
         }
     }
-    let groups = network::security_groups(&http, &session, &network_url).await?;
-    let findings = security::missing_rules(&members, bastion_member.as_ref().map(|(_, m)| m), &groups);
+    let mut groups = network::security_groups(&http, &session, &network_url).await?;
+    let bastion_member = bastion_member.map(|(_, m)| m);
+    let mut security_group = None;
+    if source.manage_security_group {
+        // The check then looks at the groups as they will be once `init` has made the change.
+        let change =
+            managed_group::plan(&members, bastion_member.as_ref(), &groups).map_err(CloudError::invalid)?;
+        change.simulate(&mut members, &mut groups, bastion_member.as_ref());
+        security_group = Some(change);
+    }
+    let findings = security::missing_rules(&members, bastion_member.as_ref(), &groups);
     warnings.extend(findings.into_iter().map(|f| format!("openstack: security groups: {f}")));
-    Ok(Found { cloud: cloud.name, hosts, warnings })
+    Ok(Found { cloud: cloud.name, hosts, warnings, security_group })
+}
+
+/// `init` with `manage_security_group`: makes the change `discover` found (asking the cloud
+/// again for a token: none is kept); `done` gets what was done.
+pub async fn manage_security_group(
+    source: &OpenstackSource,
+    env: &clouds_yaml::Env,
+    change: &managed_group::GroupChange,
+    done: &mut Vec<String>,
+) -> Result<(), CloudError> {
+    let cloud = clouds_yaml::load(source.cloud.as_deref(), env)?;
+    let http = Http::new(source.timeout, cloud.cacert.as_deref())
+        .map_err(|e| CloudError::invalid(format!("openstack: cloud `{}`: {e}", cloud.name)))?;
+    let session = keystone::authenticate(&http, &cloud).await?;
+    let network_url = keystone::endpoint(&session.catalog, "network", &cloud)?;
+    managed_group::apply(&http, &session, &network_url, change, done).await
 }
 
 /// Adds the hosts found to the inventory: a name in both `hosts:` and the cloud is an error,

@@ -17,6 +17,8 @@ pub struct Member {
     /// False when the port has port security off: nothing is filtered.
     pub filtered: bool,
     pub manager: bool,
+    /// The port's id and Neutron revision, once found.
+    pub port: Option<(String, Option<u64>)>,
 }
 
 /// What the swarm needs a node to accept, and from whom.
@@ -151,6 +153,7 @@ mod tests {
             groups: groups.iter().map(|g| g.to_string()).collect(),
             filtered: true,
             manager,
+            port: None,
         }
     }
 
