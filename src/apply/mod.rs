@@ -290,11 +290,7 @@ async fn observe_and_apply(run: &mut Run, changing: bool) {
         }
         return;
     }
-    if !planned.is_empty()
-        && !run.options.yes
-        && std::io::stdin().is_terminal()
-        && !confirm(run, &planned).await
-    {
+    if !planned.is_empty() && !confirmed(run, &planned).await {
         run.report.stopped = Some("not confirmed".into());
         return;
     }
@@ -303,6 +299,12 @@ async fn observe_and_apply(run: &mut Run, changing: bool) {
     phases::swarm::apply(run).await;
     phases::images::apply(run).await;
     phases::services::apply(run).await;
+}
+
+/// Whether the planned changes may be made: yes with `--yes` or without a terminal to ask on,
+/// else as answered.
+async fn confirmed(run: &Run, planned: &[Change]) -> bool {
+    run.options.yes || !std::io::stdin().is_terminal() || confirm(run, planned).await
 }
 
 /// Asks on the terminal. The answer is read on a blocking thread so that Ctrl-C, which the

@@ -4,7 +4,7 @@
 //! `--dry-run` only list it. Under `--limit`, only the ports of the hosts in scope get the
 //! group; the group and its rules are made whatever the limit, as a host that joins needs them.
 
-use crate::apply::{Run, confirm};
+use crate::apply::{Run, confirmed};
 use crate::cloud::openstack::{self, clouds_yaml, managed_group::GroupChange};
 use crate::plan::{CLUSTER, Change};
 
@@ -29,10 +29,7 @@ pub async fn run(run: &mut Run, changing: bool) -> Result<(), String> {
         }
         return Ok(());
     }
-    if !run.options.yes
-        && std::io::IsTerminal::is_terminal(&std::io::stdin())
-        && !confirm(run, &planned).await
-    {
+    if !confirmed(run, &planned).await {
         return Err("not confirmed".into());
     }
     run.log.line(CLUSTER, &format!("openstack: {} change(s) to security group `clusterup`", planned.len()));

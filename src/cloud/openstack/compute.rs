@@ -1,5 +1,5 @@
 //! Nova: the project's servers (`GET /servers/detail`, page after page through
-//! `servers_links` rel=next) with their addresses per network, metadata and tags; and Glance,
+//! `servers_links` rel=next, with the pager Neutron's lists use too) with their addresses per network, metadata and tags; and Glance,
 //! for the distribution of a server's image (its login user).
 
 use std::collections::BTreeMap;
@@ -50,19 +50,6 @@ pub struct Address {
     pub kind: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Page {
-    servers: Vec<Server>,
-    #[serde(default)]
-    servers_links: Vec<Link>,
-}
-
-#[derive(Deserialize)]
-struct Link {
-    rel: String,
-    href: String,
-}
-
 /// `scheme://host[:port]` of a URL.
 fn origin(url: &str) -> &str {
     let after = url.find("://").map_or(0, |i| i + 3);
@@ -82,24 +69,52 @@ pub fn next_url(compute: &str, href: &str) -> String {
 
 /// Every server of the project, all pages.
 pub async fn list_servers(http: &Http, session: &Session, compute: &str) -> Result<Vec<Server>, CloudError> {
-    let mut url = format!("{compute}/servers/detail");
-    let mut servers = Vec::new();
+    let url = format!("{compute}/servers/detail");
+    list_all(http, session, compute, &url, "servers", &[("OpenStack-API-Version", MICROVERSION)]).await
+}
+
+/// Every item of an OpenStack list, all pages: `{"KEY": [...], "KEY_links": [{"rel": "next",
+/// "href": ...}]}`, as Nova pages servers and Neutron pages when `pagination_max_limit` is
+/// set. Each next page is asked for on `endpoint`'s own origin (see `next_url`).
+pub async fn list_all<T: serde::de::DeserializeOwned>(
+    http: &Http,
+    session: &Session,
+    endpoint: &str,
+    first: &str,
+    key: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<Vec<T>, CloudError> {
+    let mut url = first.to_string();
+    let mut items = Vec::new();
     let mut seen = Vec::new();
     for _ in 0..MAX_PAGES {
-        let page: Page = get(http, session, &url, &[("OpenStack-API-Version", MICROVERSION)]).await?;
-        servers.extend(page.servers);
-        let Some(next) = page.servers_links.iter().find(|l| l.rel == "next") else {
-            return Ok(servers);
+        let mut page: Value = get(http, session, &url, headers).await?;
+        let found = serde_json::from_value::<Vec<T>>(
+            page.get_mut(key).map(Value::take).unwrap_or(Value::Null),
+        )
+        .map_err(|e| {
+            CloudError::failed(format!(
+                "openstack: GET {url}: the answer's `{key}` is not what the API reference describes: {e}"
+            ))
+        })?;
+        items.extend(found);
+        let next = page
+            .get(format!("{key}_links"))
+            .and_then(Value::as_array)
+            .and_then(|links| links.iter().find(|l| l["rel"] == "next"))
+            .and_then(|l| l["href"].as_str());
+        let Some(next) = next else {
+            return Ok(items);
         };
         seen.push(url);
-        url = next_url(compute, &next.href);
+        url = next_url(endpoint, next);
         if seen.contains(&url) {
             return Err(CloudError::failed(format!(
-                "openstack: the server list links back to {url}: stopped"
+                "openstack: the {key} list links back to {url}: stopped"
             )));
         }
     }
-    Err(CloudError::failed(format!("openstack: the server list has more than {MAX_PAGES} pages: stopped")))
+    Err(CloudError::failed(format!("openstack: the {key} list has more than {MAX_PAGES} pages: stopped")))
 }
 
 #[derive(Deserialize)]

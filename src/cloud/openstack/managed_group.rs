@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::compute::send;
 use super::keystone::Session;
 use super::network::{self, Rule, SecurityGroup, v2_url};
-use super::security::Member;
+use super::security::{Member, protocol_number};
 use crate::cloud::CloudError;
 use crate::cloud::http::Http;
 
@@ -49,10 +49,12 @@ impl WantedRule {
 
     /// Whether an existing rule of the group (whose id is `group`) is this one.
     fn is(&self, rule: &Rule, group: &str) -> bool {
-        let number = if self.protocol == "tcp" { "6" } else { "17" };
         rule.direction == "ingress"
             && rule.ethertype.as_deref().unwrap_or("IPv4") == self.ethertype
-            && rule.protocol.as_deref().is_some_and(|p| p == self.protocol || p == number)
+            && rule
+                .protocol
+                .as_deref()
+                .is_some_and(|p| p == self.protocol || p == protocol_number(self.protocol))
             && rule.port_range_min == Some(self.port)
             && rule.port_range_max == Some(self.port)
             && match &self.remote {
@@ -61,6 +63,22 @@ impl WantedRule {
                     rule.remote_group_id.is_none() && rule.remote_ip_prefix.as_deref() == Some(p)
                 }
             }
+    }
+
+    /// The rule as Neutron shows it once made in the group whose id is `group`.
+    fn as_rule(&self, group: &str) -> Rule {
+        Rule {
+            direction: "ingress".into(),
+            ethertype: Some(self.ethertype.into()),
+            protocol: Some(self.protocol.into()),
+            port_range_min: Some(self.port),
+            port_range_max: Some(self.port),
+            remote_ip_prefix: match &self.remote {
+                Remote::Prefix(p) => Some(p.clone()),
+                Remote::Members => None,
+            },
+            remote_group_id: (self.remote == Remote::Members).then(|| group.to_string()),
+        }
     }
 
     fn body(&self, group: &str) -> Value {
@@ -121,21 +139,7 @@ impl GroupChange {
     /// it: what the security check then sees.
     pub fn simulate(&self, nodes: &mut [Member], groups: &mut Vec<SecurityGroup>, bastion: Option<&Member>) {
         let id = self.group.clone().unwrap_or_else(|| format!("({GROUP_NAME})"));
-        let rules: Vec<Rule> = wanted(nodes, bastion)
-            .iter()
-            .map(|w| Rule {
-                direction: "ingress".into(),
-                ethertype: Some(w.ethertype.into()),
-                protocol: Some(w.protocol.into()),
-                port_range_min: Some(w.port),
-                port_range_max: Some(w.port),
-                remote_ip_prefix: match &w.remote {
-                    Remote::Prefix(p) => Some(p.clone()),
-                    Remote::Members => None,
-                },
-                remote_group_id: (w.remote == Remote::Members).then(|| id.clone()),
-            })
-            .collect();
+        let rules: Vec<Rule> = wanted(nodes, bastion).iter().map(|w| w.as_rule(&id)).collect();
         match groups.iter_mut().find(|g| g.id == id) {
             Some(group) => group.security_group_rules.extend(rules),
             None => groups.push(SecurityGroup {
@@ -290,6 +294,18 @@ mod tests {
         }
     }
 
+    fn ingress(protocol: &str, (low, high): (u16, u16), from_group: &str) -> Rule {
+        Rule {
+            direction: "ingress".into(),
+            ethertype: Some("IPv4".into()),
+            protocol: Some(protocol.into()),
+            port_range_min: Some(low),
+            port_range_max: Some(high),
+            remote_group_id: Some(from_group.into()),
+            remote_ip_prefix: None,
+        }
+    }
+
     #[test]
     fn a_project_without_the_group_gets_it_with_every_rule_and_every_port() {
         let nodes = [node("m1", "10.0.0.11", &["default"]), node("w1", "10.0.0.21", &["default"])];
@@ -357,25 +373,9 @@ mod tests {
             id: "sg-c".into(),
             name: GROUP_NAME.into(),
             security_group_rules: vec![
-                Rule {
-                    direction: "ingress".into(),
-                    ethertype: Some("IPv4".into()),
-                    protocol: Some("6".into()),
-                    port_range_min: Some(2377),
-                    port_range_max: Some(2377),
-                    remote_group_id: Some("sg-c".into()),
-                    remote_ip_prefix: None,
-                },
+                ingress("6", (2377, 2377), "sg-c"),
                 // Wider than wanted is not the rule clusterup keeps: it adds its own.
-                Rule {
-                    direction: "ingress".into(),
-                    ethertype: Some("IPv4".into()),
-                    protocol: Some("udp".into()),
-                    port_range_min: Some(4000),
-                    port_range_max: Some(5000),
-                    remote_group_id: Some("sg-c".into()),
-                    remote_ip_prefix: None,
-                },
+                ingress("udp", (4000, 5000), "sg-c"),
             ],
         };
         let change = plan(&nodes, None, &[group]).unwrap();

@@ -3,10 +3,8 @@
 //! rel=next, as Neutron pages when its `pagination_max_limit` is set).
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
-use super::compute::{get, next_url};
+use super::compute::list_all;
 use super::keystone::Session;
 use crate::cloud::CloudError;
 use crate::cloud::http::Http;
@@ -60,9 +58,6 @@ pub struct Rule {
     pub remote_group_id: Option<String>,
 }
 
-/// A paging loop stops here whatever the links say.
-const MAX_PAGES: usize = 1000;
-
 /// The network API's versioned root: the catalog often gives `https://neutron:9696`.
 pub fn v2_url(network: &str) -> String {
     let url = network.trim_end_matches('/');
@@ -76,7 +71,7 @@ pub async fn server_ports(
     server_id: &str,
 ) -> Result<Vec<Port>, CloudError> {
     let url = format!("{}/ports?device_id={}", v2_url(network), query_value(server_id));
-    list(http, session, network, &url, "ports").await
+    list_all(http, session, network, &url, "ports", &[]).await
 }
 
 pub async fn security_groups(
@@ -85,48 +80,7 @@ pub async fn security_groups(
     network: &str,
 ) -> Result<Vec<SecurityGroup>, CloudError> {
     let url = format!("{}/security-groups", v2_url(network));
-    list(http, session, network, &url, "security_groups").await
-}
-
-/// Every item of a Neutron list, all pages: `{"KEY": [...], "KEY_links": [{"rel": "next"}]}`.
-async fn list<T: DeserializeOwned>(
-    http: &Http,
-    session: &Session,
-    network: &str,
-    first: &str,
-    key: &str,
-) -> Result<Vec<T>, CloudError> {
-    let mut url = first.to_string();
-    let mut items = Vec::new();
-    let mut seen = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let mut page: Value = get(http, session, &url, &[]).await?;
-        let found = serde_json::from_value::<Vec<T>>(
-            page.get_mut(key).map(Value::take).unwrap_or(Value::Null),
-        )
-        .map_err(|e| {
-            CloudError::failed(format!(
-                "openstack: GET {url}: the answer's `{key}` is not what the API reference describes: {e}"
-            ))
-        })?;
-        items.extend(found);
-        let next = page
-            .get(format!("{key}_links"))
-            .and_then(Value::as_array)
-            .and_then(|links| links.iter().find(|l| l["rel"] == "next"))
-            .and_then(|l| l["href"].as_str());
-        let Some(next) = next else {
-            return Ok(items);
-        };
-        seen.push(url);
-        url = next_url(network, next);
-        if seen.contains(&url) {
-            return Err(CloudError::failed(format!(
-                "openstack: the {key} list links back to {url}: stopped"
-            )));
-        }
-    }
-    Err(CloudError::failed(format!("openstack: the {key} list has more than {MAX_PAGES} pages: stopped")))
+    list_all(http, session, network, &url, "security_groups", &[]).await
 }
 
 /// A server id is a UUID; anything else is percent-encoded rather than trusted in a URL.

@@ -108,9 +108,8 @@ pub fn allows(rule: &Rule, protocol: &str, port: u16, peer: &Member) -> bool {
     if rule.ethertype.as_deref().is_some_and(|e| e != family) {
         return false;
     }
-    let number = if protocol == "tcp" { "6" } else { "17" };
     if let Some(p) = rule.protocol.as_deref()
-        && !(p == protocol || p == number || p == "any")
+        && !(p == protocol || p == protocol_number(protocol) || p == "any")
     {
         return false;
     }
@@ -124,6 +123,11 @@ pub fn allows(rule: &Rule, protocol: &str, port: u16, peer: &Member) -> bool {
         (None, Some(prefix)) => cidr_contains(prefix, peer.address),
         (None, None) => true,
     }
+}
+
+/// The IP protocol number Neutron may give instead of the name (`tcp` or `udp`).
+pub fn protocol_number(protocol: &str) -> &'static str {
+    if protocol == "tcp" { "6" } else { "17" }
 }
 
 /// `10.0.0.0/24` (or a plain address) contains `ip`.
