@@ -84,7 +84,7 @@ fn objects(kind: &str, manager: &str) -> BTreeMap<String, String> {
 }
 
 fn replicas(manager: &str) -> String {
-    on(manager, "docker service ls --format '{{.Name}} {{.Replicas}}' | sort")
+    common::on_manager(manager, "docker service ls --format '{{.Name}} {{.Replicas}}' | sort")
 }
 
 #[test]
@@ -162,7 +162,9 @@ fn a_backup_restores_a_swarm_that_lost_every_manager() {
     }
     // The worker reconnects by itself, within its heartbeat.
     let listing = "docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}' | sort";
-    common::wait_until("every node Ready", || on(&source, listing).lines().all(|l| l.contains(" Ready")));
+    common::wait_until("every node Ready", || {
+        common::on_manager(&source, listing).lines().all(|l| l.contains(" Ready"))
+    });
     let nodes = on(&source, listing);
     let hosts: Vec<&str> = nodes.lines().map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(hosts, ["m1", "m2", "m3", "w1"], "each host once: {nodes}");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{clusterup, lab, lab_dir, on, wait_until};
+use common::{clusterup, lab, lab_dir, on, on_manager, wait_until};
 use serde_json::Value;
 
 fn inventory(file: &str, cluster: &str, hosts: &[(&str, &str, &str)], extra: &str) -> PathBuf {
@@ -25,7 +25,7 @@ fn sampling_managers<T>(work: impl FnOnce() -> T) -> (Vec<usize>, T) {
 
 /// Managers as the swarm reports them (a promotion shows once the node really is one).
 fn managers() -> Vec<String> {
-    let text = on("m1", "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}'");
+    let text = on_manager("m1", "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}'");
     let mut rows: Vec<String> =
         text.lines().filter(|l| l.split_whitespace().count() > 1).map(str::to_string).collect();
     rows.sort();
@@ -34,7 +34,7 @@ fn managers() -> Vec<String> {
 
 fn hostnames() -> Vec<String> {
     let mut names: Vec<String> =
-        on("m1", "docker node ls --format '{{.Hostname}}'").lines().map(str::to_string).collect();
+        on_manager("m1", "docker node ls --format '{{.Hostname}}'").lines().map(str::to_string).collect();
     names.sort();
     names
 }
@@ -115,7 +115,7 @@ fn faults_locks_role_changes_and_removals() {
     assert_eq!(report["hosts"]["m1"]["status"], "unchanged");
     lab(&["start", "w2"]);
     wait_until("w2 Ready again", || {
-        on("m1", "docker node ls --filter name=w2 --format '{{.Status}}'").trim() == "Ready"
+        on_manager("m1", "docker node ls --filter name=w2 --format '{{.Status}}'").trim() == "Ready"
     });
     let (code, report) = run(&["init"], &inv);
     assert_eq!(code, Some(0), "{report}");

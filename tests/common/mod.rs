@@ -77,6 +77,29 @@ pub fn on(machine: &str, script: &str) -> String {
     lab(&["exec", machine, "sh", "-c", script])
 }
 
+/// Runs a swarm query on a manager, waiting out a leader election: while the managers elect a
+/// new leader (one of them was just stopped or started) the engine answers "context deadline
+/// exceeded" or "does not have a leader" for a few seconds; any other failure panics at once.
+pub fn on_manager(machine: &str, script: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let out = Command::new(repo().join("vm-tests/lab"))
+            .args(["exec", machine, "sh", "-c", script])
+            .output()
+            .expect("run vm-tests/lab");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        let electing = stderr.contains("DeadlineExceeded") || stderr.contains("does not have a leader");
+        assert!(
+            electing && start.elapsed() < Duration::from_secs(60),
+            "on {machine}: {script:?} failed: {stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 pub fn clusterup(args: &[&str]) -> Output {
     clusterup_with_env(args, &[])
 }
