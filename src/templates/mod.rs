@@ -305,9 +305,14 @@ fn back_volumes_with_nfs(
     (backed, local)
 }
 
+/// The idle service the single-instance templates keep on every node their service may move to.
+const STANDBY_SERVICE: &str = "standby";
+
 /// A built-in template's `limit_cpus`, `limit_memory`, `reserve_cpus` and `reserve_memory`
 /// vars, when set, go to every service of the stack (`deploy.resources`): one place for them
-/// rather than the same block in every template. Returns whether it changed the compose file.
+/// rather than the same block in every template; not to a single-instance template's idle
+/// `standby` (a reservation there would hold a node's capacity for a process that sleeps, and
+/// could keep the real service off that node). Returns whether it changed the compose file.
 fn apply_resources(vars: Option<&Value>, compose: &mut Value) -> bool {
     let var = |name: &str| vars.and_then(|v| v.get(name)).and_then(Value::as_str).filter(|v| !v.is_empty());
     let mut resources = Map::new();
@@ -329,7 +334,10 @@ fn apply_resources(vars: Option<&Value>, compose: &mut Value) -> bool {
         return false;
     }
     let Some(services) = compose.get_mut("services").and_then(Value::as_object_mut) else { return false };
-    for service in services.values_mut() {
+    for (name, service) in services.iter_mut() {
+        if name == STANDBY_SERVICE {
+            continue;
+        }
         if let Some(service) = service.as_object_mut() {
             let deploy = service.entry("deploy").or_insert_with(|| Value::Object(Map::new()));
             if let Some(deploy) = deploy.as_object_mut() {

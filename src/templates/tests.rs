@@ -410,3 +410,31 @@ fn the_readme_lists_each_templates_state() {
         }
     }
 }
+
+/// The single-instance templates keep an idle standby on every node their service may move to,
+/// on the same networks, with the same placement, and nothing else (no volume, secret or
+/// reservation); `standby: false` leaves it out.
+#[test]
+fn single_instance_services_keep_a_standby_on_their_networks() {
+    for (template, service) in [("postgres", "postgres"), ("redis", "redis")] {
+        let inv = inventory(&format!(
+            "  - {{name: s, template: {template}, networks: [monitoring], vars: {{placement_label: db, reserve_memory: 1G}}}}\n"
+        ));
+        let compose = parsed(&render_stack(&inv, &inv.stacks[0], &secrets()).unwrap());
+        assert_valid_compose(template, &compose);
+        let (main, standby) = (&compose["services"][service], &compose["services"]["standby"]);
+        assert_eq!(standby["image"], main["image"], "{template}");
+        assert_eq!(standby["networks"], main["networks"], "{template}");
+        assert_eq!(standby["deploy"]["mode"], "global", "{template}");
+        assert_eq!(standby["deploy"]["placement"], main["deploy"]["placement"], "{template}");
+        assert_eq!(standby["entrypoint"][0], "sleep", "{template}");
+        for absent in ["volumes", "secrets", "healthcheck"] {
+            assert!(standby.get(absent).is_none(), "{template}: the standby has {absent}");
+        }
+        assert!(standby["deploy"].get("resources").is_none(), "{template}: the standby reserves nothing");
+        let without =
+            inventory(&format!("  - {{name: s, template: {template}, vars: {{standby: false}}}}\n"));
+        let compose = parsed(&render_stack(&without, &without.stacks[0], &secrets()).unwrap());
+        assert!(compose["services"].get("standby").is_none(), "{template}: standby: false");
+    }
+}

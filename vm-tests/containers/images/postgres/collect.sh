@@ -6,7 +6,7 @@ pg=/usr/lib/postgresql/15
 mkdir -p "$out/bin" "$out$pg/bin" "$out$pg/lib" "$out/usr/share/postgresql" "$out/etc" "$out/tmp" \
   "$out/var/run/postgresql" "$out/var/lib/postgresql/data"
 cp /bin/busybox "$out/bin/busybox"
-for applet in sh cat mkdir rm printf echo mktemp; do ln -s busybox "$out/bin/$applet"; done
+for applet in sh cat mkdir rm printf echo mktemp sleep; do ln -s busybox "$out/bin/$applet"; done
 for b in postgres initdb pg_isready psql pg_ctl; do cp "$pg/bin/$b" "$out$pg/bin/"; done
 cp -a "$pg/lib/." "$out$pg/lib/"
 rm -rf "$out$pg/lib/bitcode" "$out$pg/lib"/llvmjit*
