@@ -181,7 +181,10 @@ fn start_probe(name: &str, network: &str, host: &str) -> String {
         if ok {
             break;
         }
-        assert!(tries < 4, "starting the probe {name}: {out}");
+        // Four tries one after the other all timed out once, on a manager still busy with the
+        // stack it had just deployed: give it time between them.
+        assert!(tries < 8, "starting the probe {name}: {out}");
+        std::thread::sleep(Duration::from_secs(10));
     }
     let (_, since) = on("n1", "date +%s");
     std::thread::sleep(Duration::from_secs(3));
