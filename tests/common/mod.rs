@@ -19,8 +19,17 @@ pub fn lab_dir() -> PathBuf {
         .unwrap_or_else(|| "/var/tmp/clusterup-lab".into())
 }
 
+/// `vm-tests/lab ARGS`, run to its end.
+fn lab_output(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(repo().join("vm-tests/lab"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run vm-tests/lab")
+}
+
 pub fn lab(args: &[&str]) -> String {
-    let out = Command::new(repo().join("vm-tests/lab")).args(args).output().expect("run vm-tests/lab");
+    let out = lab_output(args, &[]);
     assert!(out.status.success(), "vm-tests/lab {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -29,12 +38,8 @@ pub fn lab(args: &[&str]) -> String {
 /// that test what comes after the installation (lab_containers, lab_releases and
 /// lab_operations install it themselves).
 pub fn lab_up_with_engine(names: &[&str]) {
-    let out = Command::new(repo().join("vm-tests/lab"))
-        .arg("up")
-        .args(names)
-        .env("CLUSTERUP_LAB_ENGINE", "1")
-        .output()
-        .expect("run vm-tests/lab");
+    let args: Vec<&str> = std::iter::once("up").chain(names.iter().copied()).collect();
+    let out = lab_output(&args, &[("CLUSTERUP_LAB_ENGINE", "1")]);
     assert!(
         out.status.success(),
         "vm-tests/lab up {names:?} failed: {}",
@@ -83,10 +88,7 @@ pub fn on(machine: &str, script: &str) -> String {
 pub fn on_manager(machine: &str, script: &str) -> String {
     let start = Instant::now();
     loop {
-        let out = Command::new(repo().join("vm-tests/lab"))
-            .args(["exec", machine, "sh", "-c", script])
-            .output()
-            .expect("run vm-tests/lab");
+        let out = lab_output(&["exec", machine, "sh", "-c", script], &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             return String::from_utf8_lossy(&out.stdout).into_owned();
