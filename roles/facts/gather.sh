@@ -1,7 +1,11 @@
 #!/bin/sh
 # Facts about this host, one `key=value` per line, all in one round trip.
-# Read-only: changes nothing on the host.
+# Read-only: changes nothing on the host. Needs root only for `docker info`: with
+# ENGINE_VIA=api, clusterup has asked the engine itself (over its socket) and runs this
+# script as the SSH user; with ENGINE_VIA=script (through sudo) this script asks it.
 set -u
+# A non-root user's PATH lacks the sbin directories, where dockerd is.
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 if [ -r /etc/os-release ]; then
   # shellcheck disable=SC1091 # the host's own file
@@ -46,11 +50,13 @@ if command -v docker >/dev/null 2>&1; then echo "docker_cli=yes"; else echo "doc
 echo "apparmor_enabled=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo N)"
 if command -v dockerd >/dev/null 2>&1; then
   echo "docker_installed=yes"
-  # One call for both (each docker call costs about 25 ms); both empty when the engine is down.
-  info=$(docker info --format '{{.ServerVersion}}|{{json .Swarm}}' 2>/dev/null) || info="|"
-  echo "docker_version=${info%%|*}"
-  # printf, not echo: dash's echo would turn the certificate's \n escapes into line breaks.
-  printf 'swarm=%s\n' "${info#*|}"
+  if [ "${ENGINE_VIA:-script}" = script ]; then
+    # One call for both (each docker call costs about 25 ms); both empty when the engine is down.
+    info=$(docker info --format '{{.ServerVersion}}|{{json .Swarm}}' 2>/dev/null) || info="|"
+    echo "docker_version=${info%%|*}"
+    # printf, not echo: dash's echo would turn the certificate's \n escapes into line breaks.
+    printf 'swarm=%s\n' "${info#*|}"
+  fi
 else
   echo "docker_installed=no"
 fi

@@ -131,6 +131,18 @@ fn display(script: &Script, shown: &[String]) -> String {
     if shown.is_empty() { script.path.to_string() } else { format!("{} ({})", script.path, shown.join(", ")) }
 }
 
+/// Whether a command's stderr says `sudo -n` refused to run it (no NOPASSWD rule).
+pub fn sudo_refused(stderr: &str) -> bool {
+    stderr.contains("password is required") || stderr.contains("a terminal is required")
+}
+
+/// What to do about it, for the error message.
+pub fn sudo_needed(ssh_user: &str) -> String {
+    format!(
+        "user `{ssh_user}` needs passwordless sudo (a NOPASSWD rule in /etc/sudoers.d), or connect as root"
+    )
+}
+
 fn sh(sudo: bool) -> String {
     if sudo { "sudo -n sh -s".into() } else { "sh -s".into() }
 }

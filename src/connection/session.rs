@@ -331,6 +331,34 @@ impl Session {
         })
     }
 
+    /// As [`Session::channel_opener`], but the function's argument is the path of a Unix
+    /// socket on the host, which sshd connects the channel to (a `direct-streamlocal`
+    /// channel, as `ssh -L` with a socket path opens). sshd opens the socket as the SSH user,
+    /// and refuses the channel when that user may not, or when `AllowStreamLocalForwarding`
+    /// (or `DisableForwarding`) says no: no process is started on the host either way.
+    pub fn socket_opener(&self) -> ChannelOpener {
+        let host = self.host.clone();
+        let handle = self.handle.clone();
+        let limit = self.command_timeout;
+        let log = self.log.clone();
+        Arc::new(move |path: String| {
+            let (host, handle, log) = (host.clone(), handle.clone(), log.clone());
+            Box::pin(async move {
+                let open = handle.channel_open_direct_streamlocal(path.clone());
+                let channel = tokio::time::timeout(limit, open)
+                    .await
+                    .map_err(|_| {
+                        anyhow!("{host}: the socket {path} did not answer within {} s", limit.as_secs())
+                    })?
+                    .map_err(|e| {
+                        anyhow!("{host}: sshd did not connect a channel to the socket {path}: {e}")
+                    })?;
+                log.line(&host, &format!("socket {path} -> channel open"));
+                Ok(channel)
+            })
+        })
+    }
+
     /// The inventory's `command_timeout` for this host.
     pub fn command_timeout(&self) -> Duration {
         self.command_timeout

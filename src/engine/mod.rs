@@ -7,18 +7,21 @@
 //!
 //! # Transport
 //!
-//! Every HTTP request goes over an SSH exec channel of the [`Session`] that runs
-//! `docker system dial-stdio` on the host — `sudo -n docker system dial-stdio` when the SSH
-//! user is not root, as for every other command of clusterup. That command connects to the
-//! engine's socket on the host and copies bytes between it and its own stdin/stdout, so HTTP/1.1
-//! spoken over the channel reaches the engine. It is the transport `docker -H ssh://HOST` uses.
-//! Why this one:
+//! Every HTTP request goes over a channel of the host's [`Session`]. [`connect`] first asks
+//! sshd for a `direct-streamlocal` channel to the engine's socket ([`SOCKET`]): sshd connects
+//! it as the SSH user, so it works for root and for a user in the `docker` group (which `init`
+//! adds the SSH user to), and starts no process on the host. Where sshd refuses it (the user
+//! may not open the socket, `AllowStreamLocalForwarding no`, no engine yet), the channel is an
+//! exec channel running `docker system dial-stdio` (`sudo -n docker system dial-stdio` when
+//! the SSH user is not root, as for every other command of clusterup), which connects to the
+//! socket on the host and copies bytes between it and its own stdin/stdout: the transport
+//! `docker -H ssh://HOST` uses. Both are byte streams HTTP/1.1 is spoken over. Why these:
 //!
-//! - the SSH user needs neither access to `/var/run/docker.sock` (root or the `docker` group)
-//!   nor sshd's stream-local forwarding (`AllowStreamLocalForwarding no` forbids
-//!   `direct-streamlocal` channels): the `sudo -n` clusterup already needs is enough;
-//! - one SSH connection per host, the one clusterup already has: no system `ssh` beside it
-//!   (bollard's `ssh` feature) and no TCP port for the engine;
+//! - no TCP port for the engine, and the one SSH connection per host clusterup already has:
+//!   no system `ssh` beside it (bollard's `ssh` feature);
+//! - the socket costs the host nothing per run; `dial-stdio` needs only the `sudo -n`
+//!   clusterup needs anyway (starting sudo and the docker command is about 40 ms of a small
+//!   host's CPU: on a converged cluster the facts phase asks the engine over the socket);
 //! - values go in request bodies: a swarm join token is never on a command line, so never in
 //!   `ps` on the host or in sudo's log (the `docker swarm join --token` of a shell script is).
 //!
@@ -30,14 +33,14 @@
 //! # Channels
 //!
 //! Starting `sudo -n docker system dial-stdio` costs a channel open, an exec and two processes
-//! on the host, far more than an HTTP round trip over a channel already open. So [`connect`]
-//! keeps up to [`IDLE_CHANNELS`] HTTP connections (one channel each) open for later requests
-//! of the same client; a request takes one that is ready, or opens a channel of its own when
+//! on the host, and even a socket channel costs a round trip: far more than an HTTP round trip
+//! over a channel already open. So [`connect`] keeps up to [`IDLE_CHANNELS`] HTTP connections
+//! (one channel each) open for later requests of the same client; a request takes one that is ready, or opens a channel of its own when
 //! all are busy (a log or event stream holds its connection until it is read to the end). The
 //! channels end when the last clone of the client is dropped (EOF makes `dial-stdio` exit) or
 //! the session closes. [`connect_with`] with `0` opens a fresh channel for every request.
 //!
-//! A pooled connection whose `dial-stdio` died (the engine restarted) is noticed as soon as
+//! A pooled connection whose channel ended (the engine restarted) is noticed as soon as
 //! its channel ends, and not used again; a request already written to a connection that fails
 //! is not sent a second time, since it may have been acted upon.
 //!
@@ -67,31 +70,63 @@ use transport::Transport;
 /// How many HTTP connections (exec channels) [`connect`] keeps open for later requests.
 pub const IDLE_CHANNELS: usize = 2;
 
+/// The engine's socket, where every supported system's Docker packages put it.
+pub const SOCKET: &str = "/var/run/docker.sock";
+
 /// The command that connects a channel to the engine's socket on the host.
 pub fn dial_command(sudo: bool) -> &'static str {
     if sudo { "sudo -n docker system dial-stdio" } else { "docker system dial-stdio" }
 }
 
+/// How a channel reaches the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dial {
+    /// A `direct-streamlocal` channel to [`SOCKET`], opened by sshd as the SSH user.
+    Socket,
+    /// An exec channel running [`dial_command`].
+    Stdio,
+}
+
 /// A Docker Engine API client for the host of `session`, its version negotiated, keeping up to
-/// [`IDLE_CHANNELS`] exec channels open between requests. Errors name the host.
+/// [`IDLE_CHANNELS`] channels open between requests. Errors name the host.
 pub async fn connect(session: &Session) -> Result<Docker> {
     connect_with(session, IDLE_CHANNELS).await
 }
 
 /// As [`connect`], keeping at most `idle_channels` channels open between requests (`0`: one
-/// channel per request, closed after its response).
+/// channel per request, closed after its response). The socket is tried first, since it
+/// starts nothing on the host; where sshd or the socket's permissions refuse it,
+/// `dial-stdio` (through `sudo -n`) is used.
 pub async fn connect_with(session: &Session, idle_channels: usize) -> Result<Docker> {
+    match connect_via(session, Dial::Socket, idle_channels).await {
+        Ok(docker) => Ok(docker),
+        Err(e) => {
+            session.run_log().line(&session.host, &format!("{e:#}; using `{}`", dial_command(session.sudo)));
+            connect_via(session, Dial::Stdio, idle_channels).await
+        }
+    }
+}
+
+/// A client over the engine's socket only (see [`Session::socket_opener`]), or the reason
+/// there is none: the facts phase asks the engine this way when it can, and else lets the
+/// facts script ask it through `sudo`.
+pub async fn connect_socket(session: &Session) -> Result<Docker> {
+    connect_via(session, Dial::Socket, IDLE_CHANNELS).await
+}
+
+async fn connect_via(session: &Session, dial: Dial, idle_channels: usize) -> Result<Docker> {
     let host = session.host.clone();
     // bollard's timeout covers a request until its response head: an engine that takes longer
     // is as stuck as a host command that outlives `command_timeout`.
     let timeout = session.command_timeout().as_secs().max(1);
-    let transport = Arc::new(Transport::new(
-        &host,
-        session.channel_opener(),
-        session.run_log(),
-        dial_command(session.sudo),
-        idle_channels,
-    ));
+    let (open, target, label) = match dial {
+        Dial::Socket => (session.socket_opener(), SOCKET.to_string(), format!("socket {SOCKET}")),
+        Dial::Stdio => {
+            let command = dial_command(session.sudo).to_string();
+            (session.channel_opener(), command.clone(), command)
+        }
+    };
+    let transport = Arc::new(Transport::new(&host, open, session.run_log(), target, label, idle_channels));
     let sender = transport.clone();
     let docker = Docker::connect_with_custom_transport(
         move |request: BollardRequest| sender.clone().send(request),

@@ -29,6 +29,11 @@ struct Engine {
     requests: Vec<Seen>,
     /// Every exec fails as `sudo -n` does without a rule for the user.
     refuse: bool,
+    /// sshd connects `direct-streamlocal` channels to the engine's socket (else it refuses
+    /// them, as with `AllowStreamLocalForwarding no` or a user outside the docker group).
+    socket: bool,
+    /// The socket path of every `direct-streamlocal` channel asked for, in order.
+    sockets: Vec<String>,
     /// The engine closes each channel after one response (as when it restarts).
     hang_up: bool,
     joined: bool,
@@ -57,6 +62,8 @@ impl Seen {
 struct FakeHost {
     engine: Arc<Mutex<Engine>>,
     pending: HashMap<ChannelId, Vec<u8>>,
+    /// The channels connected to the socket: they end without an exit status.
+    socket_channels: Vec<ChannelId>,
 }
 
 impl server::Handler for FakeHost {
@@ -77,6 +84,25 @@ impl server::Handler for FakeHost {
         _session: &mut ServerSession,
     ) -> Result<(), Self::Error> {
         reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_open_direct_streamlocal(
+        &mut self,
+        channel: Channel<Msg>,
+        socket_path: &str,
+        reply: server::ChannelOpenHandle,
+        _session: &mut ServerSession,
+    ) -> Result<(), Self::Error> {
+        let accept = {
+            let mut engine = self.engine.lock().unwrap();
+            engine.sockets.push(socket_path.to_string());
+            engine.socket && socket_path == super::SOCKET
+        };
+        if accept {
+            self.socket_channels.push(channel.id());
+            reply.accept().await;
+        }
         Ok(())
     }
 
@@ -130,7 +156,9 @@ impl server::Handler for FakeHost {
     ) -> Result<(), Self::Error> {
         self.engine.lock().unwrap().eofs += 1;
         session.eof(channel)?;
-        session.exit_status_request(channel, 0)?;
+        if !self.socket_channels.contains(&channel) {
+            session.exit_status_request(channel, 0)?;
+        }
         session.close(channel)?;
         Ok(())
     }
@@ -233,7 +261,8 @@ async fn start(engine: Engine) -> (u16, Arc<Mutex<Engine>>) {
     let shared = engine.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let handler = FakeHost { engine: shared.clone(), pending: HashMap::new() };
+            let handler =
+                FakeHost { engine: shared.clone(), pending: HashMap::new(), socket_channels: Vec::new() };
             let config = config.clone();
             tokio::spawn(async move {
                 if let Ok(session) = server::run_stream(config, stream, handler).await {
@@ -293,6 +322,32 @@ async fn negotiates_the_version_and_sends_origin_form_requests_with_a_host_heade
     // The first request asks for the version; the second is versioned with the negotiated one.
     assert!(requests[0].target.ends_with("/version"), "{requests:?}");
     assert_eq!(requests[1].target, "/v1.41/version", "{requests:?}");
+}
+
+#[tokio::test]
+async fn the_engine_socket_is_used_where_sshd_connects_it_and_nothing_is_started_on_the_host() {
+    let (port, engine) = start(Engine { socket: true, ..Engine::default() }).await;
+    let session = session(port, "admin").await;
+    let docker = connect(&session).await.unwrap();
+    assert_eq!(docker.info().await.unwrap().server_version.as_deref(), Some("20.10.24"));
+    let (execs, requests) = seen(&engine);
+    assert!(execs.is_empty(), "no dial-stdio, no sudo: {execs:?}");
+    assert_eq!(engine.lock().unwrap().sockets, ["/var/run/docker.sock"], "one pooled channel");
+    assert_eq!(requests.len(), 2, "negotiation and /info: {requests:?}");
+    assert_eq!(requests[1].target, "/v1.41/info");
+}
+
+#[tokio::test]
+async fn a_refused_socket_falls_back_to_dial_stdio_and_connect_socket_says_why() {
+    let (port, engine) = start(Engine::default()).await;
+    let session = session(port, "admin").await;
+    let error = format!("{:#}", super::connect_socket(&session).await.unwrap_err());
+    assert!(error.contains("fake") && error.contains("/var/run/docker.sock"), "{error}");
+    let docker = connect(&session).await.unwrap();
+    assert_eq!(docker.client_version().to_string(), "1.41");
+    let (execs, _) = seen(&engine);
+    assert_eq!(engine.lock().unwrap().sockets.len(), 2, "each connect tried the socket first");
+    assert_eq!(execs, ["sudo -n docker system dial-stdio"]);
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
-//! The HTTP side of the engine transport: one HTTP/1.1 connection per SSH exec channel
-//! running `docker system dial-stdio`, a small pool of them, and the request fixes the engine
-//! needs (origin-form target, `Host` header).
+//! The HTTP side of the engine transport: one HTTP/1.1 connection per SSH channel (to the
+//! engine's socket, or running `docker system dial-stdio`), a small pool of them, and the
+//! request fixes the engine needs (origin-form target, `Host` header).
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -45,13 +45,16 @@ struct Conn<B> {
     exit: ExitWatch,
 }
 
-/// Sends bollard's requests over exec channels of one host's SSH connection.
+/// Sends bollard's requests over channels of one host's SSH connection.
 pub(super) struct Transport<B> {
     host: String,
     open: OpenChannel,
     log: Arc<RunLog>,
-    /// `docker system dial-stdio`, through `sudo -n` for a non-root SSH user.
-    command: String,
+    /// What `open` is given: the socket's path, or `docker system dial-stdio` (through
+    /// `sudo -n` for a non-root SSH user).
+    target: String,
+    /// How the channel is named in the log and in errors.
+    label: String,
     /// How many connections are kept for later requests (0: one channel per request).
     max_idle: usize,
     idle: Mutex<Vec<Conn<B>>>,
@@ -69,14 +72,16 @@ where
         host: &str,
         open: OpenChannel,
         log: Arc<RunLog>,
-        command: &str,
+        target: String,
+        label: String,
         max_idle: usize,
     ) -> Transport<B> {
         Transport {
             host: host.to_string(),
             open,
             log,
-            command: command.to_string(),
+            target,
+            label,
             max_idle,
             idle: Mutex::new(Vec::new()),
             version: OnceLock::new(),
@@ -132,11 +137,11 @@ where
         }
     }
 
-    /// Starts `dial-stdio` on a new channel and an HTTP/1.1 connection over it.
+    /// Opens a new channel to the engine and an HTTP/1.1 connection over it.
     async fn dial(&self) -> Result<Conn<B>, BollardError> {
         let channel =
-            (self.open)(self.command.clone()).await.map_err(|e| io::Error::other(format!("{e:#}")))?;
-        let stream = ExecStream::start(channel, &self.host, &self.command, self.log.clone());
+            (self.open)(self.target.clone()).await.map_err(|e| io::Error::other(format!("{e:#}")))?;
+        let stream = ExecStream::start(channel, &self.host, &self.label, self.log.clone());
         let exit = stream.exit();
         let (sender, connection) = match http1::handshake(HyperIo::new(stream)).await {
             Ok(parts) => parts,
@@ -184,8 +189,8 @@ where
     async fn explain(&self, error: hyper::Error, exit: &ExitWatch) -> BollardError {
         let host = &self.host;
         let message = match exit.wait(EXIT_WAIT).await {
-            Some(report) => format!("`{}` on {host} {report} (HTTP: {error})", self.command),
-            None => format!("HTTP over `{}` on {host} failed: {error}", self.command),
+            Some(report) => format!("`{}` on {host} {report} (HTTP: {error})", self.label),
+            None => format!("HTTP over `{}` on {host} failed: {error}", self.label),
         };
         io::Error::other(message).into()
     }

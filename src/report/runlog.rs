@@ -44,7 +44,7 @@ impl RunLog {
     pub fn line(&self, host: &str, text: &str) {
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(file) = guard.as_mut() {
-            let _ = writeln!(file, "{} [{host}] {text}", timestamp::now_rfc3339());
+            let _ = writeln!(file, "{} [{host}] {text}", timestamp::now_rfc3339_millis());
         }
     }
 

@@ -7,6 +7,17 @@ pub fn now_rfc3339() -> String {
     format_rfc3339(secs)
 }
 
+/// With milliseconds, for the run log: a run's steps are often tens of milliseconds apart.
+pub fn now_rfc3339_millis() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    format_rfc3339_millis(now.as_secs(), now.subsec_millis())
+}
+
+pub fn format_rfc3339_millis(secs: u64, millis: u32) -> String {
+    let whole = format_rfc3339(secs);
+    format!("{}.{millis:03}Z", whole.trim_end_matches('Z'))
+}
+
 pub fn format_rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -35,5 +46,6 @@ mod tests {
         assert_eq!(super::format_rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(super::format_rfc3339(1_795_452_000), "2026-11-23T16:40:00Z");
+        assert_eq!(super::format_rfc3339_millis(1_795_452_000, 7), "2026-11-23T16:40:00.007Z");
     }
 }

@@ -1,4 +1,5 @@
-//! Gather every connected host's facts in one round trip each.
+//! Gather every connected host's facts in one round trip each (and, where the engine's
+//! socket can be reached, one request to its API, whose client the run keeps).
 
 use crate::apply::Run;
 use crate::facts;
@@ -12,12 +13,27 @@ pub async fn run(run: &mut Run) {
     let results = run
         .each(&hosts, |name, session| {
             let user = inv.host(&name).map(|h| h.ssh.user.clone()).unwrap_or_default();
-            async move { facts::gather(&session, &user).await }
+            async move {
+                let engine = match crate::engine::connect_socket(&session).await {
+                    Ok(docker) => Some(docker),
+                    Err(e) => {
+                        session
+                            .run_log()
+                            .line(&session.host, &format!("{e:#}; the facts script asks the engine"));
+                        None
+                    }
+                };
+                let facts = facts::gather(&session, &user, engine.as_ref()).await?;
+                Ok((facts, engine))
+            }
         })
         .await;
     for (name, result) in results {
         match result {
-            Ok(facts) => {
+            Ok((facts, engine)) => {
+                if let Some(docker) = engine {
+                    run.engines.insert(name.clone(), docker);
+                }
                 run.facts.insert(name, facts);
             }
             Err(e) => run.fail(&name, format!("{e:#}")),

@@ -98,11 +98,12 @@ pub async fn check(run: &mut Run) {
     let results = run
         .each(&hosts, |name, session| {
             let roles = roles_for(&inv, &facts, &name, allow_downgrade);
+            let user = inv.host(&name).map(|h| h.ssh.user.clone()).unwrap_or_default();
             async move {
                 let roles = roles?;
                 let mut needs = Vec::new();
                 let mut warnings = Vec::new();
-                for (role, checked) in check_roles(&session, &roles).await? {
+                for (role, checked) in check_roles(&session, &user, &roles).await? {
                     warnings.extend(checked.warnings);
                     if !checked.reasons.is_empty() {
                         needs.push((role, checked.reasons));
@@ -135,6 +136,7 @@ struct Checked {
 /// Every role's check on the host, in one round trip (see [`commands::checks`]).
 async fn check_roles(
     session: &Session,
+    ssh_user: &str,
     roles: &[(Role, Vec<Input>)],
 ) -> Result<Vec<(&'static str, Checked)>> {
     if roles.is_empty() {
@@ -143,6 +145,11 @@ async fn check_roles(
     let scripts: Vec<_> = roles.iter().map(|(role, inputs)| (role.check(), inputs.clone())).collect();
     let output = session.run(&commands::checks(&scripts, session.sudo)).await?;
     let Some(results) = commands::split_checks(&output.stdout, roles.len()) else {
+        // The facts may have been read without sudo (over the engine's socket): this is
+        // where a missing sudo rule shows first.
+        if session.sudo && commands::sudo_refused(&output.stderr) {
+            return Err(anyhow!("{}: {}", session.host, commands::sudo_needed(ssh_user)));
+        }
         return Err(anyhow!(
             "{}: the role checks ended early (exit {}): {}",
             session.host,
