@@ -114,8 +114,9 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     assert_eq!(json(&clusterup(&["init", "-i", inv(&tuned), "--json"]))["changed"], 0);
 
     // 2c. On converged hosts the facts ask the engine over its socket (no sudo, no docker
-    //     command started); where sshd forbids socket forwarding, the facts script asks it
-    //     through sudo, and the run is the same no-op.
+    //     command started); where sshd forbids socket forwarding (on the manager here), the
+    //     facts script asks it through sudo, the node list comes through dial-stdio, and the
+    //     run is the same no-op.
     let last_run = || {
         let log = std::fs::read_to_string(lab_dir().join("clusterup-test.log")).unwrap();
         log.rsplit("=== clusterup").next().unwrap_or_default().to_string()
@@ -131,12 +132,13 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     }
     assert!(!run.contains("dial-stdio"), "{run}");
     let forwarding = "/etc/ssh/sshd_config.d/no-forwarding.conf";
-    on("w1", &format!("echo 'AllowStreamLocalForwarding no' > {forwarding} && systemctl restart ssh"));
+    on("m1", &format!("echo 'AllowStreamLocalForwarding no' > {forwarding} && systemctl restart ssh"));
     assert_eq!(json(&clusterup(&["init", "-i", inv(&tuned), "--json"]))["changed"], 0);
     let run = last_run();
-    assert!(run.contains("[w1] facts/gather.sh (ENGINE_VIA=script)"), "{run}");
-    assert!(run.contains("[w2] facts/gather.sh (ENGINE_VIA=api)"), "{run}");
-    on("w1", &format!("rm {forwarding} && systemctl restart ssh"));
+    assert!(run.contains("[m1] facts/gather.sh (ENGINE_VIA=script)"), "{run}");
+    assert!(run.contains("[m1] sudo -n docker system dial-stdio -> channel open"), "{run}");
+    assert!(run.contains("[w1] facts/gather.sh (ENGINE_VIA=api)"), "{run}");
+    on("m1", &format!("rm {forwarding} && systemctl restart ssh"));
 
     // 3. Two managers and a worker more: exactly those three join.
     lab(&["up", "m2", "m3", "w3"]);

@@ -166,8 +166,8 @@ async fn engines_of_debian_12_and_13_answer_through_ssh_and_a_worker_rejoins_wit
         let v = docker.version().await.unwrap();
         let server = v.version.clone().unwrap_or_default();
         eprintln!(
-            "[measure] {} ({release}): Docker {server}, API {}; engine::connect (first channel + \
-             negotiation) {}; /info round trip (median of 5) {} on the pooled channel, {} with a \
+            "[measure] {} ({release}): Docker {server}, API {}; engine::connect (first socket channel \
+             + negotiation) {}; /info round trip (median of 5) {} on the pooled channel, {} with a \
              fresh channel per request",
             session.host,
             docker.client_version(),
@@ -194,7 +194,28 @@ async fn engines_of_debian_12_and_13_answer_through_ssh_and_a_worker_rejoins_wit
     assert_eq!(nodes.len(), 2, "{nodes:?}");
     assert!(nodes.iter().any(|n| n.id.as_deref() == Some(manager_id.as_str())));
 
-    // 3. ze2 leaves (outside clusterup), then joins again through its engine's API.
+    // Both clients went over the engine's socket (init put admin in the docker group): sshd
+    // connected the channels, nothing was started on the hosts.
+    let whole_log = std::fs::read_to_string(lab_dir().join("engine-test.log")).unwrap();
+    let engine_log = whole_log.rsplit("=== clusterup lab_engine").next().unwrap_or_default();
+    for host in ["ze1", "ze2"] {
+        assert!(
+            engine_log.contains(&format!("[{host}] socket /var/run/docker.sock -> channel open")),
+            "{engine_log}"
+        );
+    }
+    assert!(!engine_log.contains("dial-stdio"), "{engine_log}");
+
+    // 3. ze2 leaves (outside clusterup), then joins again through its engine's API, over
+    //    dial-stdio this time: its sshd now refuses socket channels, so a new connection's
+    //    client falls back to `sudo -n docker system dial-stdio`, a process on the host whose
+    //    command line is where a token would show.
+    on(
+        "ze2",
+        "echo 'AllowStreamLocalForwarding no' > /etc/ssh/sshd_config.d/no-forwarding.conf && systemctl restart ssh",
+    );
+    let s2_stdio = connection::connect(&inventory.hosts[1], log.clone()).await.unwrap();
+    let d2 = &engine::connect(&s2_stdio).await.unwrap();
     on("ze2", "docker swarm leave");
     let error = engine::swarm::node_id(d2).await.unwrap_err().to_string();
     assert!(error.contains("in no swarm"), "{error}");
@@ -247,7 +268,7 @@ async fn engines_of_debian_12_and_13_answer_through_ssh_and_a_worker_rejoins_wit
     assert_eq!(state.trim(), "ready");
 
     drop(clients);
-    for session in sessions {
+    for session in sessions.into_iter().chain([s2_stdio]) {
         session.close().await;
     }
 }

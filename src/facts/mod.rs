@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
-use serde::{Deserialize, Serialize};
-
 use bollard::Docker;
+use serde::{Deserialize, Serialize};
 
 use crate::commands;
 use crate::connection::Session;
@@ -165,6 +164,25 @@ impl Facts {
         ))
     }
 
+    /// The engine's version and swarm state as its API's `/info` gives them: the same as
+    /// the script's `docker info --format '{{.ServerVersion}}|{{json .Swarm}}'` line.
+    pub fn set_engine(
+        &mut self,
+        version: Option<String>,
+        swarm: Option<&bollard::models::SwarmInfo>,
+    ) -> Result<()> {
+        self.docker_version = version.filter(|v| !v.is_empty());
+        self.swarm = match swarm {
+            Some(swarm) => Some(
+                serde_json::to_value(swarm)
+                    .and_then(serde_json::from_value)
+                    .map_err(|e| anyhow!("cannot read the swarm state: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(())
+    }
+
     /// The node's swarm state, `inactive` when Docker is absent or stopped.
     pub fn swarm_state(&self) -> &str {
         self.swarm.as_ref().map(|s| s.local_node_state.as_str()).unwrap_or("inactive")
@@ -200,27 +218,6 @@ pub async fn gather(session: &Session, ssh_user: &str, engine: Option<&Docker>) 
         facts.set_engine(info.server_version, info.swarm.as_ref())?;
     }
     Ok(facts)
-}
-
-impl Facts {
-    /// The engine's version and swarm state as its API's `/info` gives them: the same as
-    /// the script's `docker info --format '{{.ServerVersion}}|{{json .Swarm}}'` line.
-    pub fn set_engine(
-        &mut self,
-        version: Option<String>,
-        swarm: Option<&bollard::models::SwarmInfo>,
-    ) -> Result<()> {
-        self.docker_version = version.filter(|v| !v.is_empty());
-        self.swarm = match swarm {
-            Some(swarm) => Some(
-                serde_json::to_value(swarm)
-                    .and_then(serde_json::from_value)
-                    .map_err(|e| anyhow!("cannot read the swarm state: {e}"))?,
-            ),
-            None => None,
-        };
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@ pub async fn run(run: &mut Run) {
                 let engine = match crate::engine::connect_socket(&session).await {
                     Ok(docker) => Some(docker),
                     Err(e) => {
-                        session
-                            .run_log()
-                            .line(&session.host, &format!("{e:#}; the facts script asks the engine"));
+                        let why =
+                            format!("no engine socket over SSH, the facts script asks the engine ({e:#})");
+                        session.run_log().line(&session.host, &why);
                         None
                     }
                 };
