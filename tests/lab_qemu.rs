@@ -253,12 +253,13 @@ fn init(inv: &Path) -> (Option<i32>, Value) {
     (out.status.code(), report)
 }
 
-/// `sql` through the psql of `service`'s container on `node`.
+/// `sql` through the psql of `service`'s container on `node`, found by its service label: a name
+/// filter would also match the idle `SERVICE-standby` container there.
 fn psql_in(node: &str, service: &str, sql: &str) -> (bool, String) {
     on(
         node,
         &format!(
-            "c=$(docker ps -q -f name={service} | head -1); [ -n \"$c\" ] && \
+            "c=$(docker ps -q -f label=com.docker.swarm.service.name={service} | head -1); [ -n \"$c\" ] && \
              docker exec $c psql -U app -d app -tA -c \"{sql}\""
         ),
     )
