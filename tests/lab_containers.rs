@@ -137,6 +137,7 @@ fn init_forms_the_swarm_reruns_as_noop_grows_and_refuses_changed_host_keys() {
     let run = last_run();
     assert!(run.contains("[m1] facts/gather.sh (ENGINE_VIA=script)"), "{run}");
     assert!(run.contains("[m1] sudo -n docker system dial-stdio -> channel open"), "{run}");
+    assert!(!run.contains("; using `sudo -n docker system dial-stdio`"), "the socket was asked twice: {run}");
     assert!(run.contains("[w1] facts/gather.sh (ENGINE_VIA=api)"), "{run}");
     on("m1", &format!("rm {forwarding} && systemctl restart ssh"));
 

@@ -74,6 +74,9 @@ pub struct Run {
     pub services: phases::services::ServicesPlan,
     /// Each host's Engine API client, connected on first use and kept for the run.
     engines: BTreeMap<String, bollard::Docker>,
+    /// Hosts whose engine socket sshd refused in the facts phase: their client is connected
+    /// through dial-stdio without asking for the socket again.
+    socket_refused: std::collections::BTreeSet<String>,
 }
 
 impl Run {
@@ -98,6 +101,7 @@ impl Run {
             image_loads: Default::default(),
             services: Default::default(),
             engines: BTreeMap::new(),
+            socket_refused: Default::default(),
         }
     }
 
@@ -108,7 +112,11 @@ impl Run {
             return Ok(docker.clone());
         }
         let session = self.sessions.get(host).ok_or_else(|| anyhow::anyhow!("{host}: not connected"))?;
-        let docker = crate::engine::connect(session).await?;
+        let docker = if self.socket_refused.contains(host) {
+            crate::engine::connect_stdio(session).await?
+        } else {
+            crate::engine::connect(session).await?
+        };
         self.engines.insert(host.to_string(), docker.clone());
         Ok(docker)
     }

@@ -35,8 +35,9 @@
 //! Starting `sudo -n docker system dial-stdio` costs a channel open, an exec and two processes
 //! on the host, and even a socket channel costs a round trip: far more than an HTTP round trip
 //! over a channel already open. So [`connect`] keeps up to [`IDLE_CHANNELS`] HTTP connections
-//! (one channel each) open for later requests of the same client; a request takes one that is ready, or opens a channel of its own when
-//! all are busy (a log or event stream holds its connection until it is read to the end). The
+//! (one channel each) open for later requests of the same client; a request takes one that is
+//! ready, or opens a channel of its own when all are busy (a log or event stream holds its
+//! connection until it is read to the end). The
 //! channels end when the last clone of the client is dropped (EOF makes `dial-stdio` exit) or
 //! the session closes. [`connect_with`] with `0` opens a fresh channel for every request.
 //!
@@ -112,6 +113,12 @@ pub async fn connect_with(session: &Session, idle_channels: usize) -> Result<Doc
 /// facts script ask it through `sudo`.
 pub async fn connect_socket(session: &Session) -> Result<Docker> {
     connect_via(session, Dial::Socket, IDLE_CHANNELS).await
+}
+
+/// A client over `dial-stdio` only: for a host whose socket was already refused in this run
+/// (the facts phase tried it), so that it is not asked again.
+pub async fn connect_stdio(session: &Session) -> Result<Docker> {
+    connect_via(session, Dial::Stdio, IDLE_CHANNELS).await
 }
 
 async fn connect_via(session: &Session, dial: Dial, idle_channels: usize) -> Result<Docker> {

@@ -31,8 +31,13 @@ pub async fn run(run: &mut Run) {
     for (name, result) in results {
         match result {
             Ok((facts, engine)) => {
-                if let Some(docker) = engine {
-                    run.engines.insert(name.clone(), docker);
+                match engine {
+                    Some(docker) => {
+                        run.engines.insert(name.clone(), docker);
+                    }
+                    None => {
+                        run.socket_refused.insert(name.clone());
+                    }
                 }
                 run.facts.insert(name, facts);
             }
