@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each suite uses its own share of these
 
 pub mod openstack;
+pub mod qemu;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

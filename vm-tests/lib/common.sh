@@ -111,3 +111,44 @@ ensure_base_image() {
   log "importing $image"
   docker import "$(rootfs_tarball "$release")" "$image" >/dev/null
 }
+
+# Pebble, Debian's package of Let's Encrypt's test ACME CA, with pebble-challtestsrv as its
+# DNS, for the qemu lab's proxy test. Its directory is at https://LISTEN:$PEBBLE_PORT/dir,
+# the root it issues from (new at every start) at https://LISTEN:15000/roots/0.
+#   start_pebble DIR LISTEN SANS TARGET HTTP_PORT
+# DIR: its state and logs (pebble.log); LISTEN: the address Pebble and its DNS listen on;
+# SANS: subjectAltName of its HTTPS certificate, DIR/cert.pem, made here (the package ships
+# none), naming every address clients use; TARGET: the address every name resolves to;
+# HTTP_PORT: the port on TARGET where Pebble validates HTTP-01.
+PEBBLE_PORT=14000
+start_pebble() {
+  local dir=$1 listen=$2 sans=$3 target=$4 http_port=$5
+  ensure_packages pebble openssl
+  stop_pebble "$dir"
+  mkdir -p "$dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=clusterup lab ACME" -addext "subjectAltName=$sans" \
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1 || die "openssl failed"
+  printf '{"pebble": {"listenAddress": "%s", "managementListenAddress": "%s", "certificate": "%s", "privateKey": "%s", "httpPort": %s, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false}}\n' \
+    "$listen:$PEBBLE_PORT" "$listen:15000" "$dir/cert.pem" "$dir/key.pem" "$http_port" >"$dir/pebble.json"
+  nohup pebble-challtestsrv -defaultIPv4 "$target" -defaultIPv6 "" -dns01 "$listen:8053" \
+    -http01 "" -https01 "" -tlsalpn01 "" -management "$listen:8055" >"$dir/challtestsrv.log" 2>&1 &
+  echo $! >"$dir/challtestsrv.pid"
+  PEBBLE_VA_NOSLEEP=1 nohup pebble -config "$dir/pebble.json" -dnsserver "$listen:8053" \
+    >"$dir/pebble.log" 2>&1 &
+  echo $! >"$dir/pebble.pid"
+  for _ in $(seq 1 50); do
+    timeout 1 bash -c "exec 3<>/dev/tcp/$listen/$PEBBLE_PORT" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  die "Pebble did not listen on $listen:$PEBBLE_PORT within 10 s, see $dir/pebble.log"
+}
+
+stop_pebble() {
+  local pid
+  for pid in "$1/pebble.pid" "$1/challtestsrv.pid"; do
+    [ -f "$pid" ] || continue
+    kill "$(cat "$pid")" 2>/dev/null || true
+    rm -f "$pid"
+  done
+}

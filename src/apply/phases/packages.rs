@@ -208,9 +208,9 @@ pub async fn apply(run: &mut Run) {
         return;
     }
     // Restarting an engine stops the node's tasks and, on a manager, takes its raft vote away:
-    // hosts whose running engine restarts (a new daemon.json, an engine upgrade) roll in the
-    // order of `plan::roll`, each back in the swarm before the next. Everything else (fresh
-    // installs, other changes) runs on all hosts at once.
+    // hosts of the swarm whose running engine restarts (a new daemon.json, an engine upgrade)
+    // roll in the order of `plan::roll`, each back in the swarm before the next. Everything
+    // else (fresh installs, engines in no swarm yet, other changes) runs on all hosts at once.
     let (rolling, together): (Vec<String>, Vec<String>) =
         hosts.into_iter().partition(|h| restarts_engine(run, h));
     apply_on(run, &together).await;
@@ -291,15 +291,19 @@ async fn await_moved(run: &mut Run, batch: &[String], services: &[String]) {
     }
 }
 
-/// The host's engine runs, and its daemon.json changes or its engine package changes version:
-/// applying restarts it.
+/// The host's engine runs in a swarm, and its daemon.json or its engine package's version
+/// changes: applying restarts it, in the roll. An engine in no swarm yet (a fresh host, or one
+/// whose engine was installed by hand) holds no task and no vote of the cluster: it restarts
+/// at once with the others.
 fn restarts_engine(run: &Run, host: &str) -> bool {
-    let installed = run.facts.get(host).is_some_and(|f| f.docker_installed);
+    let facts = run.facts.get(host);
+    let installed = facts.is_some_and(|f| f.docker_installed);
+    let in_swarm = facts.is_some_and(|f| f.swarm_state() != "inactive");
     let restarting = |r: &String| r.starts_with("restart docker for ");
     let restarts = run.role_needs.get(host).is_some_and(|needs| {
         needs.iter().any(|(role, reasons)| *role == "docker" && reasons.iter().any(restarting))
     });
-    installed && restarts
+    installed && in_swarm && restarts
 }
 
 /// Before a worker's engine restarts, its tasks move to other nodes (a drain, waited for until
