@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::qemu::{
-    Vm, clock, clusterup_json, failover_steps, init, lab_images, on, psql_in, running_on, vm, vm_dir, vmlab,
-    wait_for,
+    Vm, clock, clusterup_json, failover_steps, init, lab_images, on, psql_in, running_on, running_on_all, vm,
+    vm_dir, vmlab, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -209,7 +209,7 @@ fn the_homelab_keeps_its_data_and_certificate_when_a_worker_dies() {
     assert_eq!(running_on("m1", "proxy_caddy"), "w1");
     // The database's idle standby now keeps w2 on its networks.
     wait_for("the standby on w2", Duration::from_secs(300), || {
-        match running_on("m1", "db_postgres-standby").contains("w2") {
+        match running_on_all("m1", "db_postgres-standby").iter().any(|n| n == "w2") {
             true => Ok(()),
             false => Err(on("m1", "docker service ps db_postgres-standby").1),
         }

@@ -80,15 +80,18 @@ pub fn clusterup_json(args: &[&str], inv: &Path, env: &[(&str, &str)]) -> (Optio
     (out.status.code(), serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
 }
 
-/// The node a service's running task is on, as the manager `manager` sees it ("" if none).
-pub fn running_on(manager: &str, service: &str) -> String {
-    on(
+/// The nodes a service's tasks run on, as the manager `manager` sees it.
+pub fn running_on_all(manager: &str, service: &str) -> Vec<String> {
+    let (_, nodes) = on(
         manager,
-        &format!(
-            "docker service ps {service} --filter desired-state=running --format '{{{{.Node}}}}' | head -1"
-        ),
-    )
-    .1
+        &format!("docker service ps {service} --filter desired-state=running --format '{{{{.Node}}}}'"),
+    );
+    nodes.lines().map(str::to_string).collect()
+}
+
+/// The node a service's running task is on ("" if none): for a service of one task.
+pub fn running_on(manager: &str, service: &str) -> String {
+    running_on_all(manager, service).into_iter().next().unwrap_or_default()
 }
 
 /// `sql` through the psql of `service`'s container on `node`, found by its service label: a name
