@@ -196,6 +196,21 @@ fn the_homelab_keeps_its_data_and_certificate_when_a_worker_dies() {
         "CREATE TABLE kept (n int); INSERT INTO kept SELECT generate_series(1, 1000);",
     );
     assert!(ok, "writing rows: {out}");
+    // The example's `database` network is encrypted: the manager reaches Postgres on w1 through
+    // it, over IPsec (the VMs' kernel has ESP, unlike the container lab's).
+    let (_, options) = on("m1", "docker network inspect database --format '{{json .Options}}'");
+    assert!(options.contains("\"encrypted\""), "database is not encrypted: {options}");
+    wait_for("Postgres answering on the encrypted network from m1", Duration::from_secs(300), || {
+        match on(
+            "m1",
+            "docker run --rm --network database clusterup-lab/postgres:lab pg_isready -h db_postgres -t 10",
+        ) {
+            (true, _) => Ok(()),
+            (false, e) => Err(e),
+        }
+    });
+    let (_, esp) = on("m1", "ip xfrm state | grep -c 'proto esp'");
+    assert!(esp.parse::<u32>().unwrap_or(0) > 0, "no IPsec state on m1: {esp}");
 
     // 3. w2 gets the labels the example's comment names: `plan` lists that change on w2 only,
     //    and `init` applies exactly what it listed; nothing moves.

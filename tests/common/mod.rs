@@ -94,7 +94,10 @@ pub fn on_manager(machine: &str, script: &str) -> String {
         if out.status.success() {
             return String::from_utf8_lossy(&out.stdout).into_owned();
         }
-        let electing = stderr.contains("DeadlineExceeded") || stderr.contains("does not have a leader");
+        // "code = DeadlineExceeded", or "code = Unknown desc = context deadline exceeded".
+        let electing = stderr.contains("DeadlineExceeded")
+            || stderr.contains("context deadline exceeded")
+            || stderr.contains("does not have a leader");
         assert!(
             electing && start.elapsed() < Duration::from_secs(60),
             "on {machine}: {script:?} failed: {stderr}"
