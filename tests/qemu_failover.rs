@@ -39,7 +39,7 @@ fn inventory() -> PathBuf {
          networks:\n  - {{name: database}}\n\
          secrets:\n  - {{name: postgres_password, env: VMLAB_PG_PASSWORD}}\n\
          images: {{resolve: never, preload: [{}/postgres.tar]}}\n\
-         stacks:\n  - {{name: db, template: postgres, networks: [database], vars: {{image: \"clusterup-lab/postgres:lab\", user: app, db: app, placement_label: db, restart_delay: {RESTART_DELAY}, health_interval: {HEALTH_INTERVAL}}}}}\n\
+         stacks:\n  - {{name: db, template: postgres, networks: [database], vars: {{image: \"clusterup-lab/postgres:lab\", user: app, db: app, placement_label: db, restart_delay: {RESTART_DELAY}, health_interval: {HEALTH_INTERVAL}, health_timeout: 30s}}}}\n\
          hosts:\n{}{}{}{}{}",
         lab_images().display(),
         host("nas", "nfs-server", ", kind: nas"),

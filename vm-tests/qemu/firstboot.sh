@@ -16,7 +16,8 @@ if [ -n "${name:-}" ]; then
   hostname "$name"
   printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$name" >/etc/hosts
 fi
-[ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -A >/dev/null
+# An Ed25519 key only: RSA's takes a minute under emulation, and sshd waits for it.
+[ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
 if [ -n "${ip:-}" ]; then
   ip link set eth1 up
   ip addr replace "$ip" dev eth1
