@@ -39,10 +39,11 @@ chroot "$root" sh -c 'export DEBIAN_FRONTEND=noninteractive
 mkdir -p "$root/tmp/lab-images"
 cp "$images"/*.tar "$here/load-images.sh" "$root/tmp/lab-images/"
 # The engine wants the cgroup hierarchies and a root that is a mount point (it remounts it to
-# unpack layers): made for it in a mount namespace of its own, so that nothing it mounts
-# outlives it or reaches this machine's mounts.
+# unpack layers): made for it in mount and network namespaces of its own, so that nothing it
+# mounts outlives it and it cannot touch this machine's interfaces (an engine started without
+# a bridge deletes docker0).
 # shellcheck disable=SC2016 # expanded by the inner shell
-unshare --mount --propagation private sh -c 'mount --rbind "$1" "$1" &&
+unshare --mount --net --propagation private sh -c 'mount --rbind "$1" "$1" &&
   mount --rbind /sys/fs/cgroup "$1/sys/fs/cgroup" &&
   chroot "$1" sh /tmp/lab-images/load-images.sh /tmp/lab-images' - "$root" >>"$out/image-build.log" 2>&1
 rm -rf "$root/tmp/lab-images"
