@@ -69,20 +69,21 @@ fn homelab(acme: &Acme, grown: bool) -> PathBuf {
     stacks.retain(|s| matches!(s["name"].as_str(), Some("proxy" | "db" | "whoami")));
     assert_eq!(stacks.len(), 3, "the example's proxy, db and whoami stacks");
     for stack in stacks.iter_mut() {
-        // An emulated VM busy with a database's first start can take longer than the
-        // templates' 5 s to answer a health check: its tasks are not replaced for that.
-        if matches!(stack["name"].as_str(), Some("proxy" | "db")) {
-            stack["vars"]["health_timeout"] = json!("30s");
-        }
+        // health_timeout: an emulated VM busy with a database's first start can take longer
+        // than the templates' 5 s to answer a health check; its tasks are not replaced for that.
         match stack["name"].as_str().unwrap() {
             "proxy" => {
                 let vars = &mut stack["vars"];
                 vars["image"] = json!("clusterup-lab/caddy:lab");
+                vars["health_timeout"] = json!("30s");
                 vars["acme_ca"] = json!(acme.directory);
                 vars["acme_ca_root"] = json!(acme.listener_pem);
                 vars["acme_challenge"] = json!("http");
             }
-            "db" => stack["vars"]["image"] = json!("clusterup-lab/postgres:lab"),
+            "db" => {
+                stack["vars"]["image"] = json!("clusterup-lab/postgres:lab");
+                stack["vars"]["health_timeout"] = json!("30s");
+            }
             _ => {
                 stack["vars"] = json!({"image": "clusterup-lab/app:lab"});
                 stack["expose"] = json!([{"service": "web", "host": HOST, "port": 8080}]);
