@@ -14,7 +14,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::qemu::{
     Vm, clock, clusterup_json, failover_steps, init, lab_images, on, psql_in, running_on, running_on_all, vm,
@@ -151,13 +151,18 @@ fn changed_hosts(report: &Value) -> Vec<String> {
 #[test]
 #[ignore = "needs the qemu lab: vm-tests/run qemu"]
 fn the_homelab_keeps_its_data_and_certificate_when_a_worker_dies() {
+    // Where the suite's minutes go, in CI's log.
+    let began = Instant::now();
+    let step = |what: &str| eprintln!("[qemu suite +{} s] {what}", began.elapsed().as_secs());
     vmlab(&["up", "nas", "m1", "w1", "w2"]);
+    step("VMs up");
     // Pebble on this machine's loopback, which the VMs reach as 10.0.2.2; it validates HTTP-01
     // through the port forwarded to w1's 80, where the example runs the proxy.
     let started = vmlab(&["acme", &vm("w1").http]);
     let (directory, listener) = started.trim().split_once(' ').expect("directory and certificate");
     let acme = Acme { directory: directory.into(), listener_pem: std::fs::read_to_string(listener).unwrap() };
 
+    step("1. init");
     // 1. The example converges: the NAS exports to the nodes only, the proxy and Postgres run
     //    on w1 (the one worker labelled for them).
     let inv = homelab(&acme, false);
@@ -172,6 +177,7 @@ fn the_homelab_keeps_its_data_and_certificate_when_a_worker_dies() {
     assert_eq!(running_on("m1", "proxy_caddy"), "w1");
     assert_eq!(running_on("m1", "db_postgres"), "w1");
 
+    step("2. certificate and rows");
     // 2. The proxy gets a certificate from Pebble over HTTP-01; HTTPS verifies with Pebble's root.
     let root = vm_dir().join("acme/issuing-root.pem");
     let fetched = Command::new("curl")
@@ -210,22 +216,7 @@ fn the_homelab_keeps_its_data_and_certificate_when_a_worker_dies() {
         "CREATE TABLE kept (n int); INSERT INTO kept SELECT generate_series(1, 1000);",
     );
     assert!(ok, "writing rows: {out}");
-    // The example's `database` network is encrypted: the manager reaches Postgres on w1 through
-    // it, over IPsec (the VMs' kernel has ESP, unlike the container lab's).
-    let (_, options) = on("m1", "docker network inspect database --format '{{json .Options}}'");
-    assert!(options.contains("\"encrypted\""), "database is not encrypted: {options}");
-    wait_for("Postgres answering on the encrypted network from m1", Duration::from_secs(300), || {
-        match on(
-            "m1",
-            "docker run --rm --network database clusterup-lab/postgres:lab pg_isready -h db_postgres -t 10",
-        ) {
-            (true, _) => Ok(()),
-            (false, e) => Err(e),
-        }
-    });
-    let (_, esp) = on("m1", "ip xfrm state | grep -c 'proto esp'");
-    assert!(esp.parse::<u32>().unwrap_or(0) > 0, "no IPsec state on m1: {esp}");
-
+    step("3. w2 labelled");
     // 3. w2 gets the labels the example's comment names: `plan` lists that change on w2 only,
     //    and `init` applies exactly what it listed; nothing moves.
     let grown = homelab(&acme, true);
@@ -243,7 +234,26 @@ fn the_homelab_keeps_its_data_and_certificate_when_a_worker_dies() {
             false => Err(on("m1", "docker service ps db_postgres-standby").1),
         }
     });
+    // The example's `database` network is encrypted: the standby on w2 reaches Postgres on w1
+    // through it, over IPsec (the VMs' kernel has ESP, unlike the container lab's). From a task
+    // already on the network: a `docker run --network` on a busy emulated manager can miss the
+    // 20 s the engine gives a network attachment, again and again.
+    let (_, options) = on("m1", "docker network inspect database --format '{{json .Options}}'");
+    assert!(options.contains("\"encrypted\""), "database is not encrypted: {options}");
+    wait_for("Postgres answering on the encrypted network from w2", Duration::from_secs(300), || {
+        match on(
+            "w2",
+            "c=$(docker ps -q -f label=com.docker.swarm.service.name=db_postgres-standby | head -1); \
+             [ -n \"$c\" ] && docker exec $c pg_isready -h db_postgres -t 10",
+        ) {
+            (true, _) => Ok(()),
+            (false, e) => Err(e),
+        }
+    });
+    let (_, esp) = on("w2", "ip xfrm state | grep -c 'proto esp'");
+    assert!(esp.parse::<u32>().unwrap_or(0) > 0, "no IPsec state on w2: {esp}");
 
+    step("4. w1 powered off");
     // 4. w1 is powered off: the proxy and Postgres come back on w2, with the same certificate
     //    (Pebble issued one, ever) and every row.
     let t0 = clock("m1");
@@ -271,6 +281,7 @@ fn the_homelab_keeps_its_data_and_certificate_when_a_worker_dies() {
     let log = pebble_log();
     assert_eq!(log.matches("Issued certificate serial").count(), 1, "Pebble issued again:\n{log}");
 
+    step("5. re-run");
     // 5. A re-run after the loss changes nothing: the dead worker fails alone, and the NAS's
     //    exports are not rewritten.
     let (_, before) = on("nas", "stat -c %Y /etc/exports.d/clusterup.exports");
@@ -280,4 +291,5 @@ fn the_homelab_keeps_its_data_and_certificate_when_a_worker_dies() {
     assert_eq!(report["failed"], json!(["w1"]), "only the dead worker fails: {report}");
     let (_, after) = on("nas", "stat -c %Y /etc/exports.d/clusterup.exports");
     assert_eq!(before, after, "the exports file was rewritten");
+    step("done");
 }
