@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::qemu::{
-    Vm, clock, clusterup_json, failover_steps, init, lab_images, on, psql_in, running_on, running_on_all, vm,
-    vm_dir, vmlab, wait_for,
+    Vm, clock, clusterup_json, exec_in, failover_steps, init, lab_images, on, psql_in, running_on,
+    running_on_all, vm, vm_dir, vmlab, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -240,16 +240,14 @@ fn the_homelab_keeps_its_data_and_certificate_when_a_worker_dies() {
     // 20 s the engine gives a network attachment, again and again.
     let (_, options) = on("m1", "docker network inspect database --format '{{json .Options}}'");
     assert!(options.contains("\"encrypted\""), "database is not encrypted: {options}");
-    wait_for("Postgres answering on the encrypted network from w2", Duration::from_secs(300), || {
-        match on(
-            "w2",
-            "c=$(docker ps -q -f label=com.docker.swarm.service.name=db_postgres-standby | head -1); \
-             [ -n \"$c\" ] && docker exec $c pg_isready -h db_postgres -t 10",
-        ) {
+    wait_for(
+        "Postgres answering on the encrypted network from w2",
+        Duration::from_secs(300),
+        || match exec_in("w2", "db_postgres-standby", "pg_isready -h db_postgres -t 10") {
             (true, _) => Ok(()),
             (false, e) => Err(e),
-        }
-    });
+        },
+    );
     let (_, esp) = on("w2", "ip xfrm state | grep -c 'proto esp'");
     assert!(esp.parse::<u32>().unwrap_or(0) > 0, "no IPsec state on w2: {esp}");
 

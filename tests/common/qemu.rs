@@ -94,16 +94,21 @@ pub fn running_on(manager: &str, service: &str) -> String {
     running_on_all(manager, service).into_iter().next().unwrap_or_default()
 }
 
-/// `sql` through the psql of `service`'s container on `node`, found by its service label: a name
-/// filter would also match the idle `SERVICE-standby` container there.
-pub fn psql_in(node: &str, service: &str, sql: &str) -> (bool, String) {
+/// `command` run in `service`'s container on `node` (false if none runs there), found by its
+/// service label: a name filter would also match the idle `SERVICE-standby` container there.
+pub fn exec_in(node: &str, service: &str, command: &str) -> (bool, String) {
     on(
         node,
         &format!(
             "c=$(docker ps -q -f label=com.docker.swarm.service.name={service} | head -1); [ -n \"$c\" ] && \
-             docker exec $c psql -U app -d app -tA -c \"{sql}\""
+             docker exec $c {command}"
         ),
     )
+}
+
+/// `sql` through the psql of `service`'s container on `node`.
+pub fn psql_in(node: &str, service: &str, sql: &str) -> (bool, String) {
+    exec_in(node, service, &format!("psql -U app -d app -tA -c \"{sql}\""))
 }
 
 /// Waits until `check` holds, every 3 s, for at most `limit`; panics with `what` and the last
