@@ -71,11 +71,14 @@ fn homelab(acme: &Acme, grown: bool) -> PathBuf {
     for stack in stacks.iter_mut() {
         // health_timeout: an emulated VM busy with a database's first start can take longer
         // than the templates' 5 s to answer a health check; its tasks are not replaced for that.
+        // health_interval: each check is a `runc exec` that costs the emulated CPU seconds; every
+        // 5 s, the proxy's and Postgres's checks kept w1 busy through Postgres's first start.
         match stack["name"].as_str().unwrap() {
             "proxy" => {
                 let vars = &mut stack["vars"];
                 vars["image"] = json!("clusterup-lab/caddy:lab");
                 vars["health_timeout"] = json!("30s");
+                vars["health_interval"] = json!("30s");
                 vars["acme_ca"] = json!(acme.directory);
                 vars["acme_ca_root"] = json!(acme.listener_pem);
                 vars["acme_challenge"] = json!("http");
@@ -83,6 +86,7 @@ fn homelab(acme: &Acme, grown: bool) -> PathBuf {
             "db" => {
                 stack["vars"]["image"] = json!("clusterup-lab/postgres:lab");
                 stack["vars"]["health_timeout"] = json!("30s");
+                stack["vars"]["health_interval"] = json!("30s");
             }
             _ => {
                 stack["vars"] = json!({"image": "clusterup-lab/app:lab"});
