@@ -69,24 +69,24 @@ fn homelab(acme: &Acme, grown: bool) -> PathBuf {
     stacks.retain(|s| matches!(s["name"].as_str(), Some("proxy" | "db" | "whoami")));
     assert_eq!(stacks.len(), 3, "the example's proxy, db and whoami stacks");
     for stack in stacks.iter_mut() {
-        // health_timeout: an emulated VM busy with a database's first start can take longer
-        // than the templates' 5 s to answer a health check; its tasks are not replaced for that.
-        // health_interval: each check is a `runc exec` that costs the emulated CPU seconds; every
-        // 5 s, the proxy's and Postgres's checks kept w1 busy through Postgres's first start.
+        if matches!(stack["name"].as_str(), Some("proxy" | "db")) {
+            // health_timeout: an emulated VM busy with a database's first start can take longer
+            // than the templates' 5 s to answer a health check; its tasks are not replaced for
+            // that. health_interval: each check is a `runc exec` that costs the emulated CPU
+            // seconds; every 5 s, the two checks kept w1 busy through Postgres's first start.
+            stack["vars"]["health_timeout"] = json!("30s");
+            stack["vars"]["health_interval"] = json!("30s");
+        }
         match stack["name"].as_str().unwrap() {
             "proxy" => {
                 let vars = &mut stack["vars"];
                 vars["image"] = json!("clusterup-lab/caddy:lab");
-                vars["health_timeout"] = json!("30s");
-                vars["health_interval"] = json!("30s");
                 vars["acme_ca"] = json!(acme.directory);
                 vars["acme_ca_root"] = json!(acme.listener_pem);
                 vars["acme_challenge"] = json!("http");
             }
             "db" => {
                 stack["vars"]["image"] = json!("clusterup-lab/postgres:lab");
-                stack["vars"]["health_timeout"] = json!("30s");
-                stack["vars"]["health_interval"] = json!("30s");
             }
             _ => {
                 stack["vars"] = json!({"image": "clusterup-lab/app:lab"});

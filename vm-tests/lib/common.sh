@@ -10,6 +10,9 @@ LAB_RELEASES=(bookworm trixie)
 log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# The header comment of the script being run, from its third line to its first line of code.
+usage() { sed -n '3,/^[^#]/p' "$0" | sed '/^[^#]/d; s/^# \{0,1\}//' >&2; exit 2; }
+
 need_root() { [ "$(id -u)" = 0 ] || die "the lab needs root (it runs dockerd, debootstrap and iptables)"; }
 
 # apt-get install only what is missing; the lab must come up on a fresh machine.
