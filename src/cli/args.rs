@@ -80,7 +80,7 @@ pub struct InitArgs {
     /// Redeploy every stack, even those whose rendered files did not change
     #[arg(long)]
     pub force: bool,
-    /// Seconds to wait for a deployed stack's services to run their desired replicas
+    /// Seconds to wait for the deployed stacks' services to run their desired replicas (awaited together)
     #[arg(long, default_value_t = 180)]
     pub converge_timeout: u64,
     /// Seconds to wait for another run's cluster lock before giving up

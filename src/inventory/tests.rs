@@ -139,6 +139,12 @@ fn shipped_examples_load() {
     .unwrap();
     assert_eq!(homelab.host("nas").unwrap().ssh.user, "root");
     assert!(homelab.nfs.is_some());
+    // The qemu lab's VM image carries this file so that its engines start as the example
+    // configures them, and the suite's first `init` restarts none (vm-tests/qemu/build-image.sh).
+    let baked =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("vm-tests/qemu/daemon.json"))
+            .unwrap();
+    assert_eq!(baked, format!("{}\n", crate::plan::files::daemon_json(&homelab.docker, None)));
 }
 
 const SERVICES: &str = "cluster: {name: x}\nhosts:\n  - {name: m1, address: 10.0.0.1, roles: [manager]}\n";

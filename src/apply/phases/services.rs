@@ -1,11 +1,12 @@
 //! Cluster objects on the swarm: overlay networks, secrets, then stacks rendered from
-//! templates, each deployed only when its digest differs from what was last deployed, and
-//! awaited until every service runs its desired replicas.
+//! templates, each deployed only when its digest differs from what was last deployed, then
+//! awaited together until every service runs its desired replicas.
 
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 
+use super::convergence::StackWaiter;
 use crate::apply::Run;
 use crate::commands::{self, Input};
 use crate::connection::Session;
@@ -366,19 +367,27 @@ async fn carry_out(run: &mut Run, session: &Session, plan: ServicesPlan) -> Resu
             run.report.record(&Change::new(CLUSTER, "secret", format!("created secret {swarm_name}")));
         }
     }
+    let mut deployed = Vec::new();
     for (rendered, _) in &plan.deploys {
         run.progress.step(&session.host, &format!("deploying stack {}", rendered.stack));
         let inputs = deploy_inputs(rendered, &run.inv.images.resolve);
-        if let Err(e) = changed(run, session, "deploy", &inputs, "stack").await {
-            run.report.fail_cluster(format!("{e:#}"));
-            continue;
+        match changed(run, session, "deploy", &inputs, "stack").await {
+            Ok(()) => deployed.push(rendered),
+            Err(e) => run.report.fail_cluster(format!("{e:#}")),
         }
-        run.progress.step(&session.host, &format!("waiting for stack {}", rendered.stack));
-        if let Err(why) = super::convergence::await_stack(&docker, &rendered.stack, timeout).await {
-            run.report.fail_cluster(format!("stack {}: {why}", rendered.stack));
+    }
+    // Awaited together, each recorded as deployed once it converged.
+    let mut waiter =
+        StackWaiter::new(&docker, deployed.iter().map(|r| r.stack.clone()).collect(), timeout).await;
+    while !waiter.pending().is_empty() {
+        run.progress.step(&session.host, &format!("waiting for stacks {}", waiter.pending().join(", ")));
+        let Some((stack, outcome)) = waiter.next(&docker).await else { break };
+        if let Err(why) = outcome {
+            run.report.fail_cluster(format!("stack {stack}: {why}"));
             continue; // not recorded: the next run deploys it again
         }
-        engine::objects::record_stack(&docker, &rendered.stack, &rendered.sha256, &rendered.deployed_text())
+        let rendered = deployed.iter().find(|r| r.stack == stack).expect("a deployed stack");
+        engine::objects::record_stack(&docker, &stack, &rendered.sha256, &rendered.deployed_text())
             .await
             .map_err(on_leader)?;
     }
