@@ -1,14 +1,14 @@
 #!/bin/sh
-# Build the lab VMs' disk image: Debian bookworm from the lab's debootstrap tarball, with
+# Build a lab VMs' disk image: Debian (bookworm or trixie) from the lab's debootstrap tarball, with
 # Debian's kernel, systemd-networkd for the user-mode NIC, the Docker engine and the NFS
 # client baked in (installing them under software emulation takes minutes per VM), no SSH host
 # keys (each VM makes its own at first boot) and the lab's key for root and admin. The lab's
 # service images (the `docker save` archives in IMAGES_DIR) are in the engine's image store
 # already: loading them under emulation takes minutes per VM, here seconds, once (the
 # container lab exercises clusterup's own preload).
-# Usage: build-image.sh TARBALL AUTHORIZED_KEYS OUT_DIR IMAGES_DIR
+# Usage: build-image.sh TARBALL APT_SOURCES AUTHORIZED_KEYS OUT_DIR IMAGES_DIR
 set -eu
-tarball=$1 keys=$2 out=$3 images=$4
+tarball=$1 sources=$2 keys=$3 out=$4 images=$5
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(mktemp -d "$out/rootfs.XXXXXX")
 cleanup() {
@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 tar -C "$root" -xf "$tarball"
-cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/debian.sources"
+cp "$sources" "$root/etc/apt/sources.list.d/debian.sources"
 rm -f "$root/etc/apt/sources.list"
 printf 'Acquire::Check-Valid-Until "false";\nAcquire::Languages "none";\n' >"$root/etc/apt/apt.conf.d/99lab"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
@@ -31,10 +31,13 @@ chmod +x "$root/usr/sbin/policy-rc.d"
 mkdir -p "$root/etc/initramfs-tools/conf.d"
 printf 'MODULES=list\n' >"$root/etc/initramfs-tools/conf.d/lab"
 printf 'virtio_pci\nvirtio_blk\nvirtio_net\next4\ncrc32c_generic\n' >>"$root/etc/initramfs-tools/modules"
+# shellcheck disable=SC2016 # expanded by the chroot's shell
 chroot "$root" sh -c 'export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # From Debian 13 on, the docker command is a package of its own.
+  cli=$(apt-cache show docker-cli >/dev/null 2>&1 && echo docker-cli || true)
   apt-get install -y -qq --no-install-recommends linux-image-amd64 udev \
-    netbase docker.io apparmor nfs-common iptables >/dev/null
+    netbase docker.io $cli apparmor nfs-common iptables >/dev/null
   apt-get clean
   useradd --create-home --shell /bin/bash admin
   printf "admin ALL=(ALL) NOPASSWD:ALL\n" >/etc/sudoers.d/admin
@@ -61,10 +64,14 @@ rm -f "$root/usr/sbin/policy-rc.d" "$root"/etc/ssh/ssh_host_*
 # engines at once took two and a half minutes; rolling daemon.json changes is the container
 # lab's (tests/lab_operations.rs).
 install -m 0644 "$here/daemon.json" "$root/etc/docker/daemon.json"
-# The profiles Debian's apparmor package ships (lsb_release, nvidia_modprobe) are of no use
-# here and compiling them held every boot back by 18 s under emulation; the engine's own
-# profile (docker-default) is loaded by the engine as on any host.
-mv "$root"/etc/apparmor.d/lsb_release "$root"/etc/apparmor.d/nvidia_modprobe "$root/etc/apparmor.d/disable/"
+# The profiles Debian's apparmor package ships (bookworm's lsb_release and nvidia_modprobe,
+# many more in trixie) are of no use here and compiling them held every boot back by 18 s
+# under emulation: each is disabled as apparmor documents it, by a link in disable/. The
+# engine's own profile (docker-default) is loaded by the engine as on any host.
+for profile in "$root"/etc/apparmor.d/*; do
+  [ -f "$profile" ] || continue
+  ln -sf "../${profile##*/}" "$root/etc/apparmor.d/disable/${profile##*/}"
+done
 for m in dev/pts dev proc sys; do umount "$root/$m"; done
 : >"$root/etc/machine-id"
 # The user-mode NIC by systemd-networkd: ifupdown waits for udev to settle first, which takes
