@@ -1,11 +1,11 @@
 #!/bin/sh
-# Build a lab VMs' disk image: Debian (bookworm or trixie) from the lab's debootstrap tarball, with
-# Debian's kernel, systemd-networkd for the user-mode NIC, the Docker engine and the NFS
-# client baked in (installing them under software emulation takes minutes per VM), no SSH host
-# keys (each VM makes its own at first boot) and the lab's key for root and admin. The lab's
-# service images (the `docker save` archives in IMAGES_DIR) are in the engine's image store
-# already: loading them under emulation takes minutes per VM, here seconds, once (the
-# container lab exercises clusterup's own preload).
+# Build a disk image for lab VMs: Debian (bookworm or trixie) from the lab's debootstrap
+# tarball, with Debian's kernel, systemd-networkd for the user-mode NIC, the Docker engine and
+# the NFS client baked in (installing them under software emulation takes minutes per VM), no
+# SSH host keys (each VM makes its own at first boot) and the lab's key for root and admin.
+# The lab's service images (the `docker save` archives in IMAGES_DIR) are in the engine's
+# image store already: loading them under emulation takes minutes per VM, here seconds, once
+# (the container lab exercises clusterup's own preload).
 # Usage: build-image.sh TARBALL APT_SOURCES AUTHORIZED_KEYS OUT_DIR IMAGES_DIR
 set -eu
 tarball=$1 sources=$2 keys=$3 out=$4 images=$5
