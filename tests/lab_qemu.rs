@@ -158,11 +158,12 @@ fn the_homelab_keeps_its_data_and_certificate_when_a_worker_dies() {
     // Where the suite's minutes go, in CI's log.
     let began = Instant::now();
     let step = |what: &str| eprintln!("[qemu suite +{} s] {what}", began.elapsed().as_secs());
-    // The example's NAS runs no Docker: its VM boots with the engine masked. The NAS and w2 run
+    // The VMs, from the file vm-tests/run also reads to boot them ahead of the suite: the
+    // example's NAS runs no Docker (its VM boots with the engine masked); the NAS and w2 run
     // Debian 13, m1 and w1 Debian 12: NFS served by one and mounted by both, a swarm of both
     // engines (20.10 and 26.1), and the services move from a Debian 12 node to a Debian 13 one.
-    // (vm-tests/run's QEMU_VMS boots the same list ahead of the suite.)
-    vmlab(&["up", "nas:no-engine:trixie", "m1", "w1", "w2:trixie"]);
+    let vms = include_str!("fixtures/lab_qemu_vms").split_whitespace();
+    vmlab(&std::iter::once("up").chain(vms).collect::<Vec<_>>());
     step("VMs up");
     // Pebble on this machine's loopback, which the VMs reach as 10.0.2.2; it validates HTTP-01
     // through the port forwarded to w1's 80, where the example runs the proxy.
