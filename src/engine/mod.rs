@@ -1,8 +1,9 @@
 //! Each host's Docker Engine API, spoken with `bollard` through the host's SSH connection.
 //!
 //! [`swarm`] holds membership (init, joins, leaving, the node list, node updates for labels,
-//! roles and drains, node removal) and [`objects`] the cluster objects (overlay networks,
-//! secrets, the configs clusterup keeps, the services that use them). Stacks have no API call:
+//! roles and drains, node removal), [`objects`] the cluster objects (overlay networks,
+//! secrets, the configs clusterup keeps, the services that use them) and [`node`] a node's own
+//! (the preloaded images it lacks, its NFS-backed volumes). Stacks have no API call:
 //! `docker stack deploy` and `docker stack rm` stay CLI steps under `roles/stacks/`.
 //!
 //! # Transport
@@ -51,6 +52,7 @@
 //! 12's Docker 20.10 speaks API 1.41, Debian 13's 26.1 API 1.45, bollard 0.21 up to 1.53; every
 //! later request names the lower of the two in its path, as the docker CLI does.
 
+pub mod node;
 pub mod objects;
 mod stream;
 pub mod swarm;

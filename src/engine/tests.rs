@@ -42,6 +42,10 @@ struct Engine {
     node_version: u64,
     /// How many node updates are answered "update out of sequence" before one is taken.
     out_of_sequence: u32,
+    /// The image references the engine has; inspecting "broken:lab" fails with a 500.
+    images: Vec<String>,
+    /// The node's volumes: name -> (o, device, used by a container).
+    volumes: HashMap<String, (String, String, bool)>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +228,38 @@ fn answer(engine: &mut Engine, seen: &Seen) -> String {
             engine.node_version += 1;
             (200, Value::Null)
         }
+    } else if let Some(image) = path.split_once("/images/").and_then(|(_, i)| i.strip_suffix("/json")) {
+        if image == "broken:lab" {
+            (500, json!({"message": "layer store unreadable"}))
+        } else if engine.images.iter().any(|i| i == image) {
+            (200, json!({"Id": "sha256:1d", "RepoTags": [image]}))
+        } else {
+            (404, json!({"message": format!("No such image: {image}")}))
+        }
+    } else if let Some(name) = path.split_once("/volumes/").map(|(_, n)| n.to_string()) {
+        match (seen.method.as_str(), engine.volumes.get(&name).cloned()) {
+            (_, None) => (404, json!({"message": format!("get {name}: no such volume")})),
+            ("GET", Some((o, device, _))) => (
+                200,
+                json!({"Name": name, "Driver": "local", "Mountpoint": "", "Scope": "local",
+                       "Labels": {}, "Options": {"type": "nfs", "o": o, "device": device}}),
+            ),
+            ("DELETE", Some(_)) => {
+                engine.volumes.remove(&name);
+                (204, Value::Null)
+            }
+            _ => (400, json!({"message": "unexpected volume request"})),
+        }
+    } else if path.ends_with("/containers/json") && seen.method == "GET" {
+        // Only the `volume` filter is understood: the containers that use that volume.
+        let query = seen.target.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let used: Vec<Value> = engine
+            .volumes
+            .iter()
+            .filter(|(name, (_, _, busy))| *busy && query.contains(name.as_str()))
+            .map(|(name, _)| json!({"Id": format!("c-{name}"), "Names": [format!("/{name}-user")]}))
+            .collect();
+        (200, Value::Array(used))
     } else if path.contains("/secrets/") && seen.method == "GET" {
         (404, json!({"message": "secret not found"}))
     } else if path.ends_with("/secrets/create") && seen.method == "POST" {
@@ -235,6 +271,7 @@ fn answer(engine: &mut Engine, seen: &Seen) -> String {
     let reason = match status {
         200 => "OK",
         201 => "Created",
+        204 => "No Content",
         500 => "Internal Server Error",
         400 => "Bad Request",
         404 => "Not Found",
@@ -473,6 +510,60 @@ async fn a_node_update_refused_for_another_reason_is_not_tried_again() {
     assert!(error.to_string().contains("reading node nosuchnode: page not found"), "{error}");
     let (_, requests) = seen(&engine);
     assert!(requests.iter().all(|r| !r.target.contains("/update")));
+}
+
+#[tokio::test]
+async fn missing_images_are_the_ones_the_engine_does_not_know_and_other_errors_are_errors() {
+    let images = vec!["clusterup-lab/postgres:lab".to_string()];
+    let (port, engine) = start(Engine { socket: true, images: images.clone(), ..Engine::default() }).await;
+    let session = session(port, "admin").await;
+    let docker = connect(&session).await.unwrap();
+    let asked: Vec<String> = ["clusterup-lab/postgres:lab", "caddy:2", "clusterup-lab/app:lab"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let lacking = super::node::missing_images(&docker, &asked).await.unwrap();
+    assert_eq!(lacking, ["caddy:2", "clusterup-lab/app:lab"]);
+    let (execs, requests) = seen(&engine);
+    assert!(execs.is_empty(), "no docker command started on the host: {execs:?}");
+    assert!(requests.iter().any(|r| r.target == "/v1.41/images/caddy:2/json"), "{requests:?}");
+    let error = super::node::missing_images(&docker, &["broken:lab".to_string()]).await.unwrap_err();
+    assert_eq!(format!("{error:#}"), "inspecting image broken:lab: layer store unreadable");
+}
+
+#[tokio::test]
+async fn a_volume_with_other_options_is_reported_and_removed_only_when_asked_and_unused() {
+    use super::node::{VolumeState, check_volume};
+    let (o, device) = ("addr=10.0.0.5,rw,nfsvers=4.2,hard", ":/srv/clusterup/db/pgdata");
+    let old = ("addr=10.0.0.4,rw,nfsvers=4.2,hard".to_string(), device.to_string());
+    let volumes = HashMap::from([
+        ("db_pgdata".to_string(), (o.to_string(), device.to_string(), true)),
+        ("db_moved".to_string(), (old.0.clone(), old.1.clone(), false)),
+        ("db_busy".to_string(), (old.0.clone(), old.1.clone(), true)),
+    ]);
+    let (port, engine) = start(Engine { socket: true, volumes, ..Engine::default() }).await;
+    let session = session(port, "admin").await;
+    let docker = connect(&session).await.unwrap();
+    let drift = format!("has o={} device={device}", old.0);
+    assert_eq!(check_volume(&docker, "db_pgdata", o, device, true).await.unwrap(), VolumeState::Fine);
+    assert_eq!(check_volume(&docker, "db_absent", o, device, true).await.unwrap(), VolumeState::Fine);
+    assert_eq!(
+        check_volume(&docker, "db_moved", o, device, false).await.unwrap(),
+        VolumeState::Drifted(drift.clone())
+    );
+    assert!(engine.lock().unwrap().volumes.contains_key("db_moved"), "not removed unless asked");
+    assert_eq!(
+        check_volume(&docker, "db_busy", o, device, true).await.unwrap(),
+        VolumeState::Busy(drift.clone())
+    );
+    assert!(engine.lock().unwrap().volumes.contains_key("db_busy"), "a volume in use is kept");
+    assert_eq!(
+        check_volume(&docker, "db_moved", o, device, true).await.unwrap(),
+        VolumeState::Removed(drift)
+    );
+    assert!(!engine.lock().unwrap().volumes.contains_key("db_moved"));
+    let (execs, _) = seen(&engine);
+    assert!(execs.is_empty(), "no docker command started on the host: {execs:?}");
 }
 
 #[tokio::test]

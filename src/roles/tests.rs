@@ -19,7 +19,7 @@ fn every_file_under_roles_is_embedded() {
 
 #[test]
 fn every_manifest_parses_and_names_existing_scripts() {
-    for name in ["docker", "nfs-client", "nfs-server", "firewall", "swarm", "stacks", "images", "state"] {
+    for name in ["docker", "nfs-client", "nfs-server", "firewall", "swarm", "stacks", "state"] {
         let role = role(name);
         if role.manifest.check.is_some() {
             assert!(role.check().body.contains("#!/bin/sh"));

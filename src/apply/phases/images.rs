@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::anyhow;
+use tokio::task::JoinSet;
 
 use crate::apply::Run;
-use crate::commands::{self, Input};
+use crate::commands;
+use crate::engine;
 use crate::images::images_in_archive;
-use crate::roles;
 
 /// Archives each node needs, with the images that made it need them.
 pub type Loads = BTreeMap<String, Vec<(PathBuf, Vec<String>)>>;
@@ -27,20 +28,31 @@ pub async fn observe(run: &mut Run) {
     }
     let hosts: Vec<String> = run.healthy_swarm_nodes().into_iter().filter(|h| run.in_scope(h)).collect();
     let all: Vec<String> = archives.iter().flat_map(|(_, t)| t.clone()).collect();
-    // Nodes without an engine yet lack everything; the others are asked.
+    // Nodes without an engine yet lack everything; the others' engines are asked, all at once.
     let (asked, fresh): (Vec<String>, Vec<String>) =
         hosts.into_iter().partition(|h| run.facts.get(h).is_some_and(|f| f.docker_installed));
-    let missing_script = roles::role("images").step("missing");
-    let results = run
-        .each(&asked, |_, session| {
-            let invocation =
-                commands::script(&missing_script, &[Input::new("IMAGES", all.join("\n"))], session.sudo);
-            async move {
-                let out = session.run_ok(&invocation).await?;
-                Ok(out.stdout.lines().map(str::to_string).collect::<Vec<_>>())
+    let mut asking = JoinSet::new();
+    let mut results = Vec::new();
+    for host in asked {
+        match run.engine(&host).await {
+            Ok(docker) => {
+                let all = all.clone();
+                asking.spawn(async move {
+                    let missing = engine::node::missing_images(&docker, &all).await;
+                    (host, missing)
+                });
             }
-        })
-        .await;
+            Err(e) => results.push((host, Err(e))),
+        }
+    }
+    while let Some(joined) = asking.join_next().await {
+        match joined {
+            Ok((host, missing)) => {
+                results.push((host.clone(), missing.map_err(|e| anyhow!("{host}: {e:#}"))))
+            }
+            Err(e) => run.report.fail_cluster(format!("asking the nodes for their images: {e}")),
+        }
+    }
     let mut loads = Loads::new();
     let mut record = |host: &str, missing: &[String]| {
         let needed: Vec<(PathBuf, Vec<String>)> = archives

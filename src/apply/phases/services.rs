@@ -5,12 +5,14 @@
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
+use tokio::task::JoinSet;
 
 use super::convergence::StackWaiter;
 use crate::apply::Run;
 use crate::commands::{self, Input};
 use crate::connection::Session;
 use crate::engine;
+use crate::engine::node::VolumeState;
 use crate::plan::services::{self, NetworkCreate, Observed};
 use crate::plan::{CLUSTER, Change};
 use crate::roles;
@@ -24,7 +26,7 @@ pub struct ServicesPlan {
     pub secrets: Vec<(String, String, String)>,
     /// Rendered stacks and why each must be deployed.
     pub deploys: Vec<(Rendered, &'static str)>,
-    /// Every NFS-backed volume of every stack: "NAME O DEVICE" lines for roles/stacks/volumes.sh.
+    /// Every NFS-backed volume of every stack: "NAME O DEVICE" lines, checked on each node.
     pub volumes: Vec<String>,
     /// Stacks to remove, and why.
     pub removals: Vec<(String, &'static str)>,
@@ -180,7 +182,7 @@ async fn diff_deploys(run: &mut Run) {
 
 /// Nodes whose copy of an NFS-backed volume was created with other options keep them (Docker
 /// fixes them at creation): report those; with `recreate`, remove the unused ones so the next
-/// deploy creates them anew.
+/// deploy creates them anew. Each node's engine is asked, all at once.
 async fn check_volumes(run: &mut Run, volumes: &[String], recreate: bool) {
     if volumes.is_empty() {
         return;
@@ -190,36 +192,55 @@ async fn check_volumes(run: &mut Run, volumes: &[String], recreate: bool) {
         .into_iter()
         .filter(|h| run.facts.get(h).is_some_and(|f| f.docker_installed))
         .collect();
-    let script = roles::role("stacks").step("volumes");
-    let inputs = [
-        Input::new("VOLUMES", volumes.join("\n")),
-        Input::new("RECREATE", if recreate { "yes" } else { "no" }),
-    ];
-    let results = run
-        .each(&hosts, |_, session| {
-            let invocation = commands::script(&script, &inputs, session.sudo);
-            async move { session.run(&invocation).await }
-        })
-        .await;
-    for (host, result) in results {
-        let Ok(out) = result else { continue };
-        for line in out.stdout.lines() {
-            if let Some(change) = line.strip_prefix("changed: ") {
-                run.report.host(&host).changes.push(format!("volumes: {change}"));
-            } else if let Some(drift) = line.strip_prefix("drift ") {
-                let hint = if recreate {
-                    ""
-                } else {
-                    "; `init --recreate-volumes` removes it where no container uses it"
+    let mut asking = JoinSet::new();
+    for host in hosts {
+        let Ok(docker) = run.engine(&host).await else { continue };
+        let volumes = volumes.to_vec();
+        asking.spawn(async move {
+            let mut states = Vec::new();
+            for line in &volumes {
+                let mut fields = line.split_whitespace();
+                let (Some(name), Some(o), Some(device)) = (fields.next(), fields.next(), fields.next())
+                else {
+                    continue;
                 };
-                let warning = format!("{host}: volume {drift} (not the inventory's options){hint}");
-                if !run.report.warnings.contains(&warning) {
-                    run.report.warnings.push(warning);
+                // A node that cannot say is left as it is: the deploy works with what it has.
+                if let Ok(state) = engine::node::check_volume(&docker, name, o, device, recreate).await {
+                    states.push((name.to_string(), state));
                 }
-            } else if let Some(name) = line.strip_prefix("busy ") {
-                run.report.warnings.push(format!(
+            }
+            (host, states)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(Ok(result)) = asking.join_next().await {
+        results.push(result);
+    }
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    for (host, states) in results {
+        for (name, state) in states {
+            match state {
+                VolumeState::Fine => {}
+                VolumeState::Removed(_) => run
+                    .report
+                    .host(&host)
+                    .changes
+                    .push(format!("volumes: removed volume {name} (it had other options)")),
+                VolumeState::Drifted(drift) => {
+                    let hint = if recreate {
+                        ""
+                    } else {
+                        "; `init --recreate-volumes` removes it where no container uses it"
+                    };
+                    let warning =
+                        format!("{host}: volume {name}: {drift} (not the inventory's options){hint}");
+                    if !run.report.warnings.contains(&warning) {
+                        run.report.warnings.push(warning);
+                    }
+                }
+                VolumeState::Busy(_) => run.report.warnings.push(format!(
                     "{host}: volume {name} is in use and keeps its old options; stop what uses it and re-run"
-                ));
+                )),
             }
         }
     }

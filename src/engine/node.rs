@@ -1,0 +1,84 @@
+//! A node's own objects, through its Engine API: the preloaded images it lacks, and the
+//! NFS-backed volumes it created with other options. One request each, where a script's
+//! `docker image inspect` or `docker volume inspect` costs a process start (seconds on an
+//! emulated VM).
+
+use std::collections::HashMap;
+
+use anyhow::{Result, anyhow};
+use bollard::Docker;
+use bollard::query_parameters::ListContainersOptions;
+
+use super::swarm::said;
+
+fn not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+/// The references of `images` that the engine behind `docker` does not have, in their order.
+pub async fn missing_images(docker: &Docker, images: &[String]) -> Result<Vec<String>> {
+    let mut lacking = Vec::new();
+    for image in images {
+        match docker.inspect_image(image).await {
+            Ok(_) => {}
+            Err(e) if not_found(&e) => lacking.push(image.clone()),
+            Err(e) => return Err(anyhow!("inspecting image {image}: {}", said(&e))),
+        }
+    }
+    Ok(lacking)
+}
+
+/// What became of a volume the inventory defines with mount options `o` and `device`.
+#[derive(Debug, PartialEq)]
+pub enum VolumeState {
+    /// Not on this node, or with the inventory's options.
+    Fine,
+    /// Created with other options (Docker fixes them at creation): which ones.
+    Drifted(String),
+    /// Drifted, and removed since no container used it: the next deploy creates it anew.
+    Removed(String),
+    /// Drifted, and kept: a container uses it.
+    Busy(String),
+}
+
+/// Compares volume `name` with the inventory's options; with `recreate`, removes a drifted one
+/// that no container (running or not) uses.
+pub async fn check_volume(
+    docker: &Docker,
+    name: &str,
+    o: &str,
+    device: &str,
+    recreate: bool,
+) -> Result<VolumeState> {
+    let volume = match docker.inspect_volume(name).await {
+        Ok(volume) => volume,
+        Err(e) if not_found(&e) => return Ok(VolumeState::Fine),
+        Err(e) => return Err(anyhow!("inspecting volume {name}: {}", said(&e))),
+    };
+    let has = |key: &str| volume.options.get(key).map(String::as_str).unwrap_or_default().to_string();
+    let (have_o, have_device) = (has("o"), has("device"));
+    if have_o == o && have_device == device {
+        return Ok(VolumeState::Fine);
+    }
+    let drift = format!("has o={have_o} device={have_device}");
+    if !recreate {
+        return Ok(VolumeState::Drifted(drift));
+    }
+    let filters: HashMap<String, Vec<String>> = [("volume".to_string(), vec![name.to_string()])].into();
+    let users = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| anyhow!("listing the containers of volume {name}: {}", said(&e)))?;
+    if !users.is_empty() {
+        return Ok(VolumeState::Busy(drift));
+    }
+    docker
+        .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+        .await
+        .map_err(|e| anyhow!("removing volume {name}: {}", said(&e)))?;
+    Ok(VolumeState::Removed(drift))
+}
