@@ -316,6 +316,9 @@ fn interrupt_at_prompt(inv: &Path) -> (Option<i32>, String) {
         inv.display(),
         lab_dir().join("clusterup-test.log").display()
     );
+    // A file left by an earlier run already holds the question: it must not be mistaken for
+    // this run's.
+    let _ = std::fs::remove_file(&output);
     let mut child = Command::new("script")
         .args(["-q", "-f", "-e", "-c", &command])
         .arg(&output)
