@@ -194,15 +194,37 @@ impl Run {
                 (index, host, fut.await)
             });
         }
-        let mut results = Vec::new();
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(r) => results.push(r),
-                Err(e) => results.push((usize::MAX, String::new(), Err(anyhow::anyhow!("task failed: {e}")))),
-            }
+        in_host_order(set).await
+    }
+
+    /// Like [`Run::each`], with each host's Engine API client instead of its session (connected
+    /// first, one host after another, then used at most `concurrency` at once). A host whose
+    /// engine cannot be reached gets that error as its result.
+    pub async fn each_engine<T, F, Fut>(&mut self, hosts: &[String], work: F) -> Vec<(String, Result<T>)>
+    where
+        T: Send + 'static,
+        F: Fn(String, bollard::Docker) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let mut engines = Vec::new();
+        for host in hosts {
+            engines.push((host.clone(), self.engine(host).await));
         }
-        results.sort_by_key(|(i, _, _)| *i);
-        results.into_iter().map(|(_, h, r)| (h, r)).collect()
+        let limit = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let mut set = JoinSet::new();
+        for (index, (host, engine)) in engines.into_iter().enumerate() {
+            let fut = engine.map(|docker| work(host.clone(), docker));
+            let limit = limit.clone();
+            set.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let result = match fut {
+                    Ok(fut) => fut.await,
+                    Err(e) => Err(e),
+                };
+                (index, host, result)
+            });
+        }
+        in_host_order(set).await
     }
 
     fn planned(&self) -> Vec<Change> {
@@ -349,4 +371,18 @@ async fn finish(mut run: Run) -> RunReport {
     report.finish();
     run.log.line("-", &format!("=== done: changed {}, failed {:?}", report.changed, report.failed));
     report
+}
+
+/// The results of tasks spawned as (index, host, result), in index order: the order the hosts
+/// were given.
+async fn in_host_order<T: 'static>(mut set: JoinSet<(usize, String, Result<T>)>) -> Vec<(String, Result<T>)> {
+    let mut results = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(r) => results.push(r),
+            Err(e) => results.push((usize::MAX, String::new(), Err(anyhow::anyhow!("task failed: {e}")))),
+        }
+    }
+    results.sort_by_key(|(i, _, _)| *i);
+    results.into_iter().map(|(_, h, r)| (h, r)).collect()
 }

@@ -9,11 +9,8 @@ use anyhow::{Result, anyhow};
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
 
+use super::objects::is_not_found;
 use super::swarm::said;
-
-fn not_found(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
-}
 
 /// The references of `images` that the engine behind `docker` does not have, in their order.
 pub async fn missing_images(docker: &Docker, images: &[String]) -> Result<Vec<String>> {
@@ -21,14 +18,23 @@ pub async fn missing_images(docker: &Docker, images: &[String]) -> Result<Vec<St
     for image in images {
         match docker.inspect_image(image).await {
             Ok(_) => {}
-            Err(e) if not_found(&e) => lacking.push(image.clone()),
+            Err(e) if is_not_found(&e) => lacking.push(image.clone()),
             Err(e) => return Err(anyhow!("inspecting image {image}: {}", said(&e))),
         }
     }
     Ok(lacking)
 }
 
-/// What became of a volume the inventory defines with mount options `o` and `device`.
+/// An NFS-backed volume of a stack as the inventory defines it: the name `docker stack deploy`
+/// gives it on each node, and its driver options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NfsVolume {
+    pub name: String,
+    pub o: String,
+    pub device: String,
+}
+
+/// What became of a volume the inventory defines.
 #[derive(Debug, PartialEq)]
 pub enum VolumeState {
     /// Not on this node, or with the inventory's options.
@@ -41,23 +47,18 @@ pub enum VolumeState {
     Busy(String),
 }
 
-/// Compares volume `name` with the inventory's options; with `recreate`, removes a drifted one
-/// that no container (running or not) uses.
-pub async fn check_volume(
-    docker: &Docker,
-    name: &str,
-    o: &str,
-    device: &str,
-    recreate: bool,
-) -> Result<VolumeState> {
+/// Compares the node's copy of `wanted` with the inventory's options; with `recreate`, removes
+/// a drifted one that no container (running or not) uses.
+pub async fn check_volume(docker: &Docker, wanted: &NfsVolume, recreate: bool) -> Result<VolumeState> {
+    let name = wanted.name.as_str();
     let volume = match docker.inspect_volume(name).await {
         Ok(volume) => volume,
-        Err(e) if not_found(&e) => return Ok(VolumeState::Fine),
+        Err(e) if is_not_found(&e) => return Ok(VolumeState::Fine),
         Err(e) => return Err(anyhow!("inspecting volume {name}: {}", said(&e))),
     };
     let has = |key: &str| volume.options.get(key).map(String::as_str).unwrap_or_default().to_string();
     let (have_o, have_device) = (has("o"), has("device"));
-    if have_o == o && have_device == device {
+    if have_o == wanted.o && have_device == wanted.device {
         return Ok(VolumeState::Fine);
     }
     let drift = format!("has o={have_o} device={have_device}");

@@ -219,7 +219,7 @@ pub async fn deployed(docker: &Docker, stack: &str) -> Result<Option<String>> {
     }
 }
 
-fn is_not_found(e: &bollard::errors::Error) -> bool {
+pub(super) fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
 

@@ -533,7 +533,7 @@ async fn missing_images_are_the_ones_the_engine_does_not_know_and_other_errors_a
 
 #[tokio::test]
 async fn a_volume_with_other_options_is_reported_and_removed_only_when_asked_and_unused() {
-    use super::node::{VolumeState, check_volume};
+    use super::node::{NfsVolume, VolumeState, check_volume};
     let (o, device) = ("addr=10.0.0.5,rw,nfsvers=4.2,hard", ":/srv/clusterup/db/pgdata");
     let old = ("addr=10.0.0.4,rw,nfsvers=4.2,hard".to_string(), device.to_string());
     let volumes = HashMap::from([
@@ -545,22 +545,20 @@ async fn a_volume_with_other_options_is_reported_and_removed_only_when_asked_and
     let session = session(port, "admin").await;
     let docker = connect(&session).await.unwrap();
     let drift = format!("has o={} device={device}", old.0);
-    assert_eq!(check_volume(&docker, "db_pgdata", o, device, true).await.unwrap(), VolumeState::Fine);
-    assert_eq!(check_volume(&docker, "db_absent", o, device, true).await.unwrap(), VolumeState::Fine);
+    let wanted = |name: &str| NfsVolume { name: name.into(), o: o.into(), device: device.into() };
+    assert_eq!(check_volume(&docker, &wanted("db_pgdata"), true).await.unwrap(), VolumeState::Fine);
+    assert_eq!(check_volume(&docker, &wanted("db_absent"), true).await.unwrap(), VolumeState::Fine);
     assert_eq!(
-        check_volume(&docker, "db_moved", o, device, false).await.unwrap(),
+        check_volume(&docker, &wanted("db_moved"), false).await.unwrap(),
         VolumeState::Drifted(drift.clone())
     );
     assert!(engine.lock().unwrap().volumes.contains_key("db_moved"), "not removed unless asked");
     assert_eq!(
-        check_volume(&docker, "db_busy", o, device, true).await.unwrap(),
+        check_volume(&docker, &wanted("db_busy"), true).await.unwrap(),
         VolumeState::Busy(drift.clone())
     );
     assert!(engine.lock().unwrap().volumes.contains_key("db_busy"), "a volume in use is kept");
-    assert_eq!(
-        check_volume(&docker, "db_moved", o, device, true).await.unwrap(),
-        VolumeState::Removed(drift)
-    );
+    assert_eq!(check_volume(&docker, &wanted("db_moved"), true).await.unwrap(), VolumeState::Removed(drift));
     assert!(!engine.lock().unwrap().volumes.contains_key("db_moved"));
     let (execs, _) = seen(&engine);
     assert!(execs.is_empty(), "no docker command started on the host: {execs:?}");

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::anyhow;
-use tokio::task::JoinSet;
 
 use crate::apply::Run;
 use crate::commands;
@@ -31,28 +30,12 @@ pub async fn observe(run: &mut Run) {
     // Nodes without an engine yet lack everything; the others' engines are asked, all at once.
     let (asked, fresh): (Vec<String>, Vec<String>) =
         hosts.into_iter().partition(|h| run.facts.get(h).is_some_and(|f| f.docker_installed));
-    let mut asking = JoinSet::new();
-    let mut results = Vec::new();
-    for host in asked {
-        match run.engine(&host).await {
-            Ok(docker) => {
-                let all = all.clone();
-                asking.spawn(async move {
-                    let missing = engine::node::missing_images(&docker, &all).await;
-                    (host, missing)
-                });
-            }
-            Err(e) => results.push((host, Err(e))),
-        }
-    }
-    while let Some(joined) = asking.join_next().await {
-        match joined {
-            Ok((host, missing)) => {
-                results.push((host.clone(), missing.map_err(|e| anyhow!("{host}: {e:#}"))))
-            }
-            Err(e) => run.report.fail_cluster(format!("asking the nodes for their images: {e}")),
-        }
-    }
+    let results = run
+        .each_engine(&asked, |host, docker| {
+            let all = all.clone();
+            async move { engine::node::missing_images(&docker, &all).await.map_err(|e| anyhow!("{host}: {e:#}")) }
+        })
+        .await;
     let mut loads = Loads::new();
     let mut record = |host: &str, missing: &[String]| {
         let needed: Vec<(PathBuf, Vec<String>)> = archives

@@ -5,14 +5,13 @@
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
-use tokio::task::JoinSet;
 
 use super::convergence::StackWaiter;
 use crate::apply::Run;
 use crate::commands::{self, Input};
 use crate::connection::Session;
 use crate::engine;
-use crate::engine::node::VolumeState;
+use crate::engine::node::{NfsVolume, VolumeState};
 use crate::plan::services::{self, NetworkCreate, Observed};
 use crate::plan::{CLUSTER, Change};
 use crate::roles;
@@ -26,8 +25,8 @@ pub struct ServicesPlan {
     pub secrets: Vec<(String, String, String)>,
     /// Rendered stacks and why each must be deployed.
     pub deploys: Vec<(Rendered, &'static str)>,
-    /// Every NFS-backed volume of every stack: "NAME O DEVICE" lines, checked on each node.
-    pub volumes: Vec<String>,
+    /// Every NFS-backed volume of every stack, checked on each node.
+    pub volumes: Vec<NfsVolume>,
     /// Stacks to remove, and why.
     pub removals: Vec<(String, &'static str)>,
     /// Old versions of the inventory's secrets that no service uses.
@@ -183,7 +182,7 @@ async fn diff_deploys(run: &mut Run) {
 /// Nodes whose copy of an NFS-backed volume was created with other options keep them (Docker
 /// fixes them at creation): report those; with `recreate`, remove the unused ones so the next
 /// deploy creates them anew. Each node's engine is asked, all at once.
-async fn check_volumes(run: &mut Run, volumes: &[String], recreate: bool) {
+async fn check_volumes(run: &mut Run, volumes: &[NfsVolume], recreate: bool) {
     if volumes.is_empty() {
         return;
     }
@@ -192,32 +191,22 @@ async fn check_volumes(run: &mut Run, volumes: &[String], recreate: bool) {
         .into_iter()
         .filter(|h| run.facts.get(h).is_some_and(|f| f.docker_installed))
         .collect();
-    let mut asking = JoinSet::new();
-    for host in hosts {
-        let Ok(docker) = run.engine(&host).await else { continue };
-        let volumes = volumes.to_vec();
-        asking.spawn(async move {
-            let mut states = Vec::new();
-            for line in &volumes {
-                let mut fields = line.split_whitespace();
-                let (Some(name), Some(o), Some(device)) = (fields.next(), fields.next(), fields.next())
-                else {
-                    continue;
-                };
-                // A node that cannot say is left as it is: the deploy works with what it has.
-                if let Ok(state) = engine::node::check_volume(&docker, name, o, device, recreate).await {
-                    states.push((name.to_string(), state));
+    let results = run
+        .each_engine(&hosts, |_, docker| {
+            let volumes = volumes.to_vec();
+            async move {
+                let mut states = Vec::new();
+                for volume in volumes {
+                    let state = engine::node::check_volume(&docker, &volume, recreate).await?;
+                    states.push((volume.name, state));
                 }
+                Ok(states)
             }
-            (host, states)
-        });
-    }
-    let mut results = Vec::new();
-    while let Some(Ok(result)) = asking.join_next().await {
-        results.push(result);
-    }
-    results.sort_by(|a, b| a.0.cmp(&b.0));
-    for (host, states) in results {
+        })
+        .await;
+    for (host, result) in results {
+        // A node that cannot say is left as it is: the deploy works with what it has.
+        let Ok(states) = result else { continue };
         for (name, state) in states {
             match state {
                 VolumeState::Fine => {}
@@ -291,7 +280,7 @@ fn decide(run: &mut Run, observed: &Observed, new_key: Option<String>) -> Result
         let rendered = templates::render_stack_on(&run.inv, stack, &names, &nodes)?;
         for (name, options) in &rendered.nfs_volumes {
             let opt = |k: &str| options["driver_opts"][k].as_str().unwrap_or_default().to_string();
-            volumes.push(format!("{name} {} {}", opt("o"), opt("device")));
+            volumes.push(NfsVolume { name: name.clone(), o: opt("o"), device: opt("device") });
         }
         if let Some(why) = services::needs_deploy(&stack.name, &rendered.sha256, observed, run.options.force)
         {
