@@ -249,12 +249,27 @@ impl Run {
 /// `plan` (apply = false) or `init`: converge the cluster to the inventory.
 pub async fn converge(mut run: Run, apply: bool) -> RunReport {
     let changing = apply && !run.options.dry_run;
+    // One Ctrl-C listener for the whole run, from before the first connection: once it is
+    // polled, SIGINT no longer ends the process, and one that arrives while the lock is being
+    // taken (not interruptible: it would leave a partial lock) is seen right after.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     if let Err(reason) = phases::cloud::run(&mut run, changing).await {
         run.report.stopped = Some(reason);
         return finish(run).await;
     }
-    phases::connect::run(&mut run).await;
-    phases::facts::run(&mut run).await;
+    let gathered = tokio::select! {
+        _ = async {
+            phases::connect::run(&mut run).await;
+            phases::facts::run(&mut run).await;
+        } => true,
+        _ = &mut interrupted => false,
+    };
+    if !gathered {
+        stop_unfinished(&run).await;
+        run.report.stopped = Some(INTERRUPTED.into());
+        return finish(run).await;
+    }
     if let Err(reason) = phases::preflight::run(&mut run) {
         run.report.stopped = Some(reason);
         return finish(run).await;
@@ -282,20 +297,12 @@ pub async fn converge(mut run: Run, apply: bool) -> RunReport {
     };
     let stopped = tokio::select! {
         _ = observe_and_apply(&mut run, changing) => None,
-        _ = tokio::signal::ctrl_c() => Some(
-            "interrupted (Ctrl-C) during the run; run `clusterup init` again to finish what was started".to_string(),
-        ),
+        _ = &mut interrupted => Some(INTERRUPTED.to_string()),
         reason = lock_lost => Some(reason),
     };
     if let Some(reason) = stopped {
-        // What the interrupted steps started on the hosts is stopped too, before the lock is
-        // given back: no step of this run goes on behind the next one's back.
-        for (host, session) in &run.sessions {
-            let stopped = session.stop_unfinished().await;
-            if stopped > 0 {
-                run.log.line(host, &format!("stopped {stopped} unfinished step(s) on the host"));
-            }
-        }
+        // Before the lock is given back: no step of this run goes on behind the next one's back.
+        stop_unfinished(&run).await;
         run.report.stopped = Some(reason);
     }
     if changing {
@@ -305,6 +312,18 @@ pub async fn converge(mut run: Run, apply: bool) -> RunReport {
         lock.release().await;
     }
     finish(run).await
+}
+
+const INTERRUPTED: &str = "interrupted (Ctrl-C)";
+
+/// Stops what the run's steps started on the hosts and have not finished.
+async fn stop_unfinished(run: &Run) {
+    for (host, session) in &run.sessions {
+        let stopped = session.stop_unfinished().await;
+        if stopped > 0 {
+            run.log.line(host, &format!("stopped {stopped} unfinished step(s) on the host"));
+        }
+    }
 }
 
 async fn observe_and_apply(run: &mut Run, changing: bool) {
@@ -324,6 +343,7 @@ async fn observe_and_apply(run: &mut Run, changing: bool) {
         run.report.stopped = Some("not confirmed".into());
         return;
     }
+    run.report.changes_began = true;
     phases::packages::apply(run).await;
     phases::nfs_probe::run(run).await;
     phases::swarm::apply(run).await;

@@ -38,9 +38,12 @@ pub struct RunReport {
     /// Cluster-wide objects: networks, secrets, stacks. Its error fails the run too.
     pub cluster: HostReport,
     pub warnings: Vec<String>,
-    /// Set when the run stopped before changing anything (preflight refused it).
+    /// Why the run stopped short: preflight refused it, the lock was held or lost, Ctrl-C.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Whether the run had begun to change hosts (the plan confirmed): a run stopped after
+    /// that may have left steps to finish, which a re-run does.
+    pub changes_began: bool,
     /// `plan --diff`: per stack to deploy, a unified diff from what is deployed to the inventory.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub diffs: BTreeMap<String, String>,
@@ -57,6 +60,7 @@ impl RunReport {
             cluster: HostReport::default(),
             warnings: Vec::new(),
             stopped: None,
+            changes_began: false,
             diffs: BTreeMap::new(),
         }
     }
@@ -113,6 +117,18 @@ impl RunReport {
         self.failed = self.hosts.iter().filter(|(_, h)| h.error.is_some()).map(|(n, _)| n.clone()).collect();
     }
 
+    /// The summary's line on why the run stopped short, if it did: whether it had begun to
+    /// change hosts is what a person needs to know next.
+    pub fn stopped_line(&self) -> Option<String> {
+        let reason = self.stopped.as_ref()?;
+        Some(match self.changes_began {
+            false => format!("stopped before changing anything: {reason}"),
+            true => {
+                format!("stopped while changing the cluster: {reason}; run `clusterup init` again to finish")
+            }
+        })
+    }
+
     pub fn print_human(&self) {
         let verb = if self.dry_run { "would change" } else { "changed" };
         for (name, host) in &self.hosts {
@@ -144,10 +160,27 @@ impl RunReport {
         for w in &self.warnings {
             println!("warning: {w}");
         }
-        if let Some(reason) = &self.stopped {
-            println!("stopped before changing anything: {reason}");
+        if let Some(line) = self.stopped_line() {
+            println!("{line}");
         }
         let total = if self.dry_run { "planned" } else { "changed" };
         println!("{total}: {}, failed: {}", self.changed, self.failed.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunReport;
+
+    #[test]
+    fn a_stopped_run_says_whether_it_had_begun_to_change_hosts() {
+        let mut report = RunReport::new("init", false, &["m1".to_string()]);
+        assert_eq!(report.stopped_line(), None);
+        report.stopped = Some("interrupted (Ctrl-C)".into());
+        assert_eq!(report.stopped_line().unwrap(), "stopped before changing anything: interrupted (Ctrl-C)");
+        report.changes_began = true;
+        let line = report.stopped_line().unwrap();
+        assert!(line.starts_with("stopped while changing the cluster: interrupted (Ctrl-C)"), "{line}");
+        assert!(line.contains("run `clusterup init` again"), "{line}");
     }
 }
