@@ -2,7 +2,8 @@
 //! so the NAS serves real NFS and the overlays use IPsec and service addresses as on hardware.
 //! Postgres and the proxy keep their state on the NAS; the proxy gets its certificate from a
 //! real ACME server (Pebble); the worker under both is powered off and they come back on
-//! another worker with the same rows and the same certificate, issued once. Run with
+//! another worker with the same rows and the same certificate, issued once; volumes a node
+//! created with other options are found and, where unused, removed. Run with
 //! `vm-tests/run qemu`.
 //!
 //! The example is deployed as written but for what a lab needs: addresses and SSH ports of the
@@ -298,5 +299,48 @@ fn the_homelab_keeps_its_data_and_certificate_when_a_worker_dies() {
     assert_eq!(report["failed"], json!(["w1"]), "only the dead worker fails: {report}");
     let (_, after) = on("nas", "stat -c %Y /etc/exports.d/clusterup.exports");
     assert_eq!(before, after, "the exports file was rewritten");
+
+    step("6. drifted volumes");
+    // 6. A node holding an NFS volume of a stack with other options (an older inventory's NAS
+    //    path) keeps them, since Docker fixes a volume's options at its creation: on m1, where
+    //    neither stack runs, one such copy unused and one a container holds (never started, so
+    //    never mounted). `init --recreate-volumes` removes the unused one only, through m1's
+    //    Engine API, and says why the other stays.
+    let nas = vm("nas").private;
+    let (ok, out) = on(
+        "m1",
+        &format!(
+            "for v in db_pgdata proxy_caddy-data; do docker volume create -d local -o type=nfs \
+               -o o=addr={nas},rw -o device=:/srv/elsewhere/$v $v >/dev/null || exit 1; done && \
+             docker create --name holds-caddy-data -v proxy_caddy-data:/data clusterup-lab/app:lab"
+        ),
+    );
+    assert!(ok, "making drifted volumes on m1: {out}");
+    let log = vm_dir().join("clusterup-test.log");
+    let (code, report) = clusterup_json(
+        &["init", "--recreate-volumes", "--converge-timeout", "900", "--log", log.to_str().unwrap()],
+        &grown,
+        &SECRETS,
+    );
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["failed"], json!(["w1"]), "{report}");
+    assert_eq!(report["changed"], 1, "only the unused volume is removed: {report}");
+    assert_eq!(
+        report["hosts"]["m1"]["changes"],
+        json!(["volumes: removed volume db_pgdata (it had other options)"]),
+        "{report}"
+    );
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("m1: volume db_pgdata: has o=addr=")
+            && warnings.contains("/srv/elsewhere/db_pgdata"),
+        "the drift is named: {warnings}"
+    );
+    assert!(
+        warnings.contains("m1: volume proxy_caddy-data is in use and keeps its old options"),
+        "the held volume is reported: {warnings}"
+    );
+    assert!(!on("m1", "docker volume inspect db_pgdata").0, "db_pgdata is still on m1");
+    assert!(on("m1", "docker volume inspect proxy_caddy-data").0, "a volume in use was removed");
     step("done");
 }
