@@ -249,9 +249,9 @@ impl Run {
 /// `plan` (apply = false) or `init`: converge the cluster to the inventory.
 pub async fn converge(mut run: Run, apply: bool) -> RunReport {
     let changing = apply && !run.options.dry_run;
-    // One Ctrl-C listener for the whole run, from before the first connection: once it is
-    // polled, SIGINT no longer ends the process, and one that arrives while the lock is being
-    // taken (not interruptible: it would leave a partial lock) is seen right after.
+    // One Ctrl-C listener for the rest of the run, first polled as the SSH connections start:
+    // from then on SIGINT no longer ends the process, and one that arrives while the lock is
+    // being taken (not interruptible: it would leave a partial lock) is seen right after.
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     if let Err(reason) = phases::cloud::run(&mut run, changing).await {
