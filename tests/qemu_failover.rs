@@ -18,7 +18,7 @@ use common::qemu::{
 
 /// The swarm and template settings clusterup's failover is measured with.
 const HEARTBEAT: &str = "2s";
-const RESTART_DELAY: &str = "1s";
+const RESTART_DELAY: &str = "0s";
 const HEALTH_INTERVAL: &str = "2s";
 
 const SECRET: [(&str, &str); 1] = [("VMLAB_PG_PASSWORD", "vm-lab-password")];

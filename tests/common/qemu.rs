@@ -189,7 +189,7 @@ impl Steps {
             after(self.down),
             after(self.created),
             after(self.started),
-            if self.healthy.is_some() { after(self.healthy) } else { "(not seen yet)".to_string() },
+            if self.healthy.is_some() { after(self.healthy) } else { "(none seen)".to_string() },
         );
         if back.is_some() {
             text.push_str(&format!(", answering again {}", after(back)));
