@@ -15,6 +15,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 use anyhow::Result;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -249,21 +250,20 @@ impl Run {
 /// `plan` (apply = false) or `init`: converge the cluster to the inventory.
 pub async fn converge(mut run: Run, apply: bool) -> RunReport {
     let changing = apply && !run.options.dry_run;
-    // One Ctrl-C listener for the rest of the run, first polled as the SSH connections start:
-    // from then on SIGINT no longer ends the process, and one that arrives while the lock is
-    // being taken (not interruptible: it would leave a partial lock) is seen right after.
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
     if let Err(reason) = phases::cloud::run(&mut run, changing).await {
         run.report.stopped = Some(reason);
         return finish(run).await;
     }
+    // Ctrl-C is listened for from here to the end of the run: from now on SIGINT no longer
+    // ends the process, and one that arrives while the lock is being taken (not interruptible:
+    // it would leave a partial lock) is seen right after.
+    let mut sigint = signal(SignalKind::interrupt()).ok();
     let gathered = tokio::select! {
         _ = async {
             phases::connect::run(&mut run).await;
             phases::facts::run(&mut run).await;
         } => true,
-        _ = &mut interrupted => false,
+        _ = interrupted(&mut sigint) => false,
     };
     if !gathered {
         stop_unfinished(&run).await;
@@ -297,7 +297,7 @@ pub async fn converge(mut run: Run, apply: bool) -> RunReport {
     };
     let stopped = tokio::select! {
         _ = observe_and_apply(&mut run, changing) => None,
-        _ = &mut interrupted => Some(INTERRUPTED.to_string()),
+        _ = interrupted(&mut sigint) => Some(INTERRUPTED.to_string()),
         reason = lock_lost => Some(reason),
     };
     if let Some(reason) = stopped {
@@ -315,6 +315,16 @@ pub async fn converge(mut run: Run, apply: bool) -> RunReport {
 }
 
 const INTERRUPTED: &str = "interrupted (Ctrl-C)";
+
+/// Resolves on the next SIGINT; never, when listening for it could not be set up.
+async fn interrupted(sigint: &mut Option<Signal>) {
+    match sigint {
+        Some(sigint) => {
+            sigint.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
 
 /// Stops what the run's steps started on the hosts and have not finished.
 async fn stop_unfinished(run: &Run) {
