@@ -28,9 +28,8 @@ fn interrupted_while_connecting(args: &[&str], name: &str) -> (Option<i32>, Stri
     let (connected, arrived) = mpsc::channel();
     std::thread::spawn(move || {
         // The connection is held open, silent, until the test ends.
-        if let Ok((stream, _)) = listener.accept() {
+        if let Ok((mut stream, _)) = listener.accept() {
             let _ = connected.send(());
-            let mut stream = stream;
             let _ = stream.read_to_end(&mut Vec::new());
         }
     });

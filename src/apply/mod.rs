@@ -181,21 +181,11 @@ impl Run {
         F: Fn(String, Arc<Session>) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let limit = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
-        let mut set = JoinSet::new();
-        for (index, host) in hosts.iter().enumerate() {
-            let Some(session) = self.sessions.get(host).cloned() else {
-                continue;
-            };
-            let fut = work(host.clone(), session);
-            let limit = limit.clone();
-            let host = host.clone();
-            set.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                (index, host, fut.await)
-            });
-        }
-        in_host_order(set).await
+        let work = hosts
+            .iter()
+            .filter_map(|host| Some((host.clone(), Ok(work(host.clone(), self.sessions.get(host)?.clone())))))
+            .collect();
+        fan_out(self.options.concurrency, work).await
     }
 
     /// Like [`Run::each`], with each host's Engine API client instead of its session (connected
@@ -207,25 +197,11 @@ impl Run {
         F: Fn(String, bollard::Docker) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let mut engines = Vec::new();
+        let mut work_on = Vec::new();
         for host in hosts {
-            engines.push((host.clone(), self.engine(host).await));
+            work_on.push((host.clone(), self.engine(host).await.map(|docker| work(host.clone(), docker))));
         }
-        let limit = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
-        let mut set = JoinSet::new();
-        for (index, (host, engine)) in engines.into_iter().enumerate() {
-            let fut = engine.map(|docker| work(host.clone(), docker));
-            let limit = limit.clone();
-            set.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                let result = match fut {
-                    Ok(fut) => fut.await,
-                    Err(e) => Err(e),
-                };
-                (index, host, result)
-            });
-        }
-        in_host_order(set).await
+        fan_out(self.options.concurrency, work_on).await
     }
 
     fn planned(&self) -> Vec<Change> {
@@ -403,9 +379,26 @@ async fn finish(mut run: Run) -> RunReport {
     report
 }
 
-/// The results of tasks spawned as (index, host, result), in index order: the order the hosts
-/// were given.
-async fn in_host_order<T: 'static>(mut set: JoinSet<(usize, String, Result<T>)>) -> Vec<(String, Result<T>)> {
+/// Runs each host's work, at most `concurrency` at once (a host given an error keeps it), and
+/// returns the results in the order the hosts were given.
+async fn fan_out<T, Fut>(concurrency: usize, work: Vec<(String, Result<Fut>)>) -> Vec<(String, Result<T>)>
+where
+    T: Send + 'static,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut set = JoinSet::new();
+    for (index, (host, fut)) in work.into_iter().enumerate() {
+        let limit = limit.clone();
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let result = match fut {
+                Ok(fut) => fut.await,
+                Err(e) => Err(e),
+            };
+            (index, host, result)
+        });
+    }
     let mut results = Vec::new();
     while let Some(joined) = set.join_next().await {
         match joined {

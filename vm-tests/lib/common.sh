@@ -26,6 +26,18 @@ ensure_packages() {
   apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# Runs `$1 ARG` for each ARG after it, all at once; fails, once all have ended, if any failed.
+at_once() {
+  local fn=$1 arg pid pids=() failed=0
+  shift
+  for arg in "$@"; do
+    "$fn" "$arg" &
+    pids+=("$!")
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  return "$failed"
+}
+
 # Start dockerd unless an engine already answers. There is no systemd on this machine.
 ensure_dockerd() {
   docker info >/dev/null 2>&1 && return 0

@@ -216,8 +216,8 @@ async fn check_volumes(run: &mut Run, volumes: &[NfsVolume], recreate: bool) {
                     .changes
                     .push(format!("volumes: removed volume {name} (it had other options)")),
                 VolumeState::Drifted(drift) => {
-                    // `init --recreate-volumes` removes them once the plan is confirmed.
-                    let hint = if recreate || run.options.recreate_volumes {
+                    // Under `init --recreate-volumes` it is removed once the plan is confirmed.
+                    let hint = if run.options.recreate_volumes {
                         ""
                     } else {
                         "; `init --recreate-volumes` removes it where no container uses it"
